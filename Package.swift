@@ -1,0 +1,57 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "luapipe",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "luapipe", targets: ["luapipe"]),
+        .library(name: "LuaPipe", targets: ["LuaPipe"]),
+        .library(name: "LuaPipeCore", targets: ["LuaPipeCore"]),
+        .library(name: "LuaPipeTesting", targets: ["LuaPipeTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        .target(
+            name: "LuaPipeCore",
+            dependencies: [
+                .product(name: "Collections", package: "swift-collections"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "LuaRuntime", dependencies: ["CLua", "CLuaShim", "LuaPipeCore"]),
+        .target(
+            name: "LuaPipe",
+            dependencies: [
+                "LuaPipeCore", "LuaRuntime",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "luapipe",
+            dependencies: [
+                "LuaPipe",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "LuaPipeTesting", dependencies: ["LuaPipe"]),
+        .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
+        .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "luapipeTests", dependencies: ["LuaPipeCore"], resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,166 @@
+// CLuaShim: the only C between Swift and Lua 5.4.
+//
+// Rules this file keeps (see STYLE.md, "Lua from Swift, safely"):
+// - Every function that may raise a Lua error runs under lua_pcall inside C; Swift only calls
+//   the functions below, none of which raises ([-?, +?, -] in the manual's notation).
+// - A longjmp never crosses a Swift frame: Swift callbacks (host functions, codec) return a
+//   status and C raises after the Swift frame has returned.
+// - Records cross the boundary as a "tape" (see lp_tape), never as Lua API calls from Swift.
+#ifndef CLUASHIM_H
+#define CLUASHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Tape: the record wire format shared with Swift (LuaPipeCore/Tape.swift).
+//
+// value  := NULL | FALSE | TRUE | INT i64 | DOUBLE f64 | STRING u32 bytes
+//         | ARRAY u32(count) u32(size) value*  | OBJECT u32(count) u32(size) (u32 bytes value)*
+// All numbers little-endian, unaligned. `size` is the byte length of what follows it.
+enum {
+    LP_T_NULL = 0, LP_T_FALSE = 1, LP_T_TRUE = 2, LP_T_INT = 3, LP_T_DOUBLE = 4,
+    LP_T_STRING = 5, LP_T_ARRAY = 6, LP_T_OBJECT = 7
+};
+
+/// A growable byte buffer owned by C (malloc), read by Swift.
+typedef struct lp_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} lp_buf;
+
+void lp_buf_free(lp_buf *b);
+int lp_buf_reserve(lp_buf *b, size_t extra);
+
+// MARK: - Limits
+
+enum { LP_LIMIT_NONE = 0, LP_LIMIT_TIME = 1, LP_LIMIT_INTERRUPT = 2, LP_LIMIT_MEMORY = 3 };
+
+/// Bridge depth limit: the same nesting limit as the input reader.
+#define LP_MAX_DEPTH 512
+
+/// Per-state control block: limits, the interrupt flag, the current call's buffers.
+typedef struct lp_ctl lp_ctl;
+
+/// Creates a state with a counting allocator (limit `mem_limit` bytes, 0 = none) and the
+/// count hook installed; the hook is inherited by every coroutine. NULL on failure.
+/// [-0, +0, -]
+lua_State *lp_newstate(size_t mem_limit);
+/// Closes the state and frees its control block. [-0, +0, -]
+void lp_close(lua_State *L);
+lp_ctl *lp_ctl_of(lua_State *L);
+/// Thread-safe: asks the running call (if any) to stop at the next hook.
+void lp_ctl_interrupt(lp_ctl *c);
+void lp_ctl_clear_interrupt(lp_ctl *c);
+size_t lp_mem_used(lua_State *L);
+size_t lp_mem_limit(lua_State *L);
+void lp_set_mem_limit(lua_State *L, size_t limit);
+/// Which limit the last call broke (LP_LIMIT_*), 0 if none.
+int lp_limit_hit(lua_State *L);
+/// Instructions between hook checks.
+void lp_set_hook_count(lua_State *L, int count);
+
+// MARK: - Sandbox and loading
+
+typedef struct lp_sandbox_options {
+    const char *root;       // folder `require` may load from (NULL: no require)
+    int allow_io;
+    int allow_os;
+} lp_sandbox_options;
+
+/// Opens the safe libraries, the `luapipe` module and the sandbox rules. Protected.
+/// On success pushes the host table (where Swift puts host functions: log, shared_*) and the
+/// ctx table; on error returns non-zero with the message on the stack. [-0, +(2|1), -]
+int lp_open_sandbox(lua_State *L, const lp_sandbox_options *opts);
+
+/// Loads a chunk in text mode with the given chunk name ("@path" for files) and runs it
+/// protected with a traceback handler; leaves `nresults` results or the error message.
+/// [-0, +(nresults|1), -]
+int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname,
+               int nresults, int64_t timeout_ns);
+
+// MARK: - Calls
+
+/// Results of lp_call.
+enum {
+    LP_RESULT_PASS = 0,     // process returned nil: `out` holds the (maybe changed) record
+    LP_RESULT_REPLACE = 1,  // process returned a table: `out` holds it
+    LP_RESULT_DROP = 2,     // process returned false
+    LP_RESULT_VALUE = 3,    // LP_MODE_VALUE: `out` holds the first result
+    LP_RESULT_SKIPPED = 4,  // the `when` function said no: the record passes unchanged
+    LP_RESULT_TRUE = 5, LP_RESULT_FALSE = 6,  // LP_MODE_TRUTH
+    LP_RESULT_NONE = 7      // LP_MODE_IGNORE
+};
+
+/// What lp_run makes of the called function's first result.
+enum { LP_MODE_IGNORE = 0, LP_MODE_RECORD = 1, LP_MODE_VALUE = 2, LP_MODE_TRUTH = 3 };
+
+/// One protected call of a plugin function.
+typedef struct lp_call {
+    int fn_ref;                 // registry ref of the function to call
+    int ctx_ref;                // registry ref of the ctx table (LUA_NOREF: none)
+    int when_ref;               // LP_MODE_RECORD: a predicate called first (LUA_NOREF: none)
+    int mode;                   // LP_MODE_*
+    int allow_emit;             // ctx.emit may be called
+    const uint8_t *arg;         // tape of the first argument (record or config), or NULL
+    size_t arg_len;
+    int64_t record_number;      // set as ctx.record_number (0: leave)
+    int64_t timeout_ns;         // 0: no deadline
+    lp_buf out;                 // result tape (see LP_RESULT_*)
+    lp_buf emits;               // concatenated tapes of ctx.emit'ed records
+    size_t emit_count;
+    int result;                 // LP_RESULT_*
+} lp_call;
+
+/// Runs the call protected, with deadline and traceback. Returns a Lua status (LUA_OK...);
+/// on error the message string is left on the stack. [-0, +(0|1), -]
+int lp_run(lua_State *L, lp_call *call);
+
+/// Registry helpers. [-1, +0, -] pops the value and returns a ref (LUA_NOREF on failure).
+int lp_ref(lua_State *L);
+void lp_unref(lua_State *L, int ref);
+/// Pushes registry[ref]. [-0, +1, -]
+int lp_getref(lua_State *L, int ref);
+/// Pushes the field `name` of the table at the top (raw get; no metamethods). [-0, +1, -]
+int lp_rawgetfield(lua_State *L, int idx, const char *name);
+/// Pushes a table built from a tape. Protected. [-0, +1, -]
+int lp_push_tape(lua_State *L, const uint8_t *tape, size_t len);
+/// Writes the value at `idx` as a tape. Protected; on error the message is on the stack.
+/// [-0, +(0|1), -]
+int lp_to_tape(lua_State *L, int idx, lp_buf *out);
+
+// MARK: - Host functions
+
+/// A host function written in Swift. It never touches the Lua API: C converts the arguments
+/// (after `self` for methods) to one tape ARRAY before the call, and after the Swift frame has
+/// returned pushes the result or raises the error. It returns 0 with the result tape in
+/// `*result` (no result when result->len == 0), or -1 with an error message in `*result`.
+typedef int (*lp_host_fn)(void *ctx, const uint8_t *args, size_t len, lp_buf *result);
+
+/// Sets `table[name]` (table: a registry ref) to a C closure that calls `fn(ctx, ...)` and is
+/// named `name` in error messages. Protected; the error message is left on the stack.
+int lp_set_host(lua_State *L, int table_ref, const char *name, lp_host_fn fn, void *ctx);
+/// Sets `table[name]` to the value a tape holds. Protected, as above.
+int lp_set_value(lua_State *L, int table_ref, const char *name, const uint8_t *tape, size_t len);
+
+/// The JSON codec, written in Swift, registered once. Pure functions: they never touch Lua.
+/// decode: JSON bytes -> tape (return 0) or error message (return -1).
+/// encode: tape -> JSON bytes (return 0) or error message (return -1).
+typedef int (*lp_codec_fn)(const uint8_t *in, size_t len, lp_buf *out);
+void lp_set_codec(lp_codec_fn decode, lp_codec_fn encode);
+
+/// The light userdata that stands for JSON null (`luapipe.null`).
+void *lp_null(void);
+
+/// Checks that bytes are valid UTF-8 (used by the tape writer, exposed for tests).
+int lp_utf8_valid(const uint8_t *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

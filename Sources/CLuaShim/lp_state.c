@@ -1,0 +1,265 @@
+// State creation, the counting allocator, the interrupt/deadline hook and protected calls.
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "lp_internal.h"
+
+int64_t lp_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// The allocator enforces the per-state memory limit. Lua runs an emergency collection and
+// retries before it raises "not enough memory", so a refusal here is not yet an error.
+static void *lp_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    lp_ctl *c = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        c->mem_used -= old;
+        free(ptr);
+        return NULL;
+    }
+    if (c->mem_limit && nsize > old && c->mem_used - old + nsize > c->mem_limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) c->mem_used = c->mem_used - old + nsize;
+    return p;
+}
+
+lp_ctl *lp_ctl_get(lua_State *L) {
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+// Polls the interrupt flag and the deadline. When either fired it re-arms itself to run at
+// every instruction, so a script's pcall (or coroutine.resume) that swallows the error meets
+// it again at once, and the error reaches the host (Redis `luaMaskCountHook` does the same).
+static void lp_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lp_ctl *c = lp_ctl_get(L);
+    int why = LP_LIMIT_NONE;
+    if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) why = LP_LIMIT_INTERRUPT;
+    else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
+    if (why == LP_LIMIT_NONE) return;
+    c->limit_hit = why;
+    lua_sethook(L, lp_hook, LUA_MASKCOUNT, 1);
+    if (why == LP_LIMIT_TIME) luaL_error(L, "timeout: the call ran past its time limit");
+    luaL_error(L, "interrupted");
+}
+
+static int lp_panic(lua_State *L) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luapipe: unprotected Lua error (a bug in luapipe): %s\n", msg ? msg : "?");
+    abort();
+}
+
+lua_State *lp_newstate(size_t mem_limit) {
+    lp_ctl *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    atomic_init(&c->interrupt, 0);
+    c->hook_count = LP_HOOK_COUNT;
+    lua_State *L = lua_newstate(lp_alloc, c);
+    if (!L) { free(c); return NULL; }
+    c->mem_limit = mem_limit;
+    lua_atpanic(L, lp_panic);
+    lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+    return L;
+}
+
+void lp_close(lua_State *L) {
+    if (!L) return;
+    lp_ctl *c = lp_ctl_get(L);
+    c->mem_limit = 0;  // closing must not fail for want of memory
+    lua_close(L);
+    free(c);
+}
+
+lp_ctl *lp_ctl_of(lua_State *L) { return lp_ctl_get(L); }
+void lp_ctl_interrupt(lp_ctl *c) { atomic_store(&c->interrupt, 1); }
+void lp_ctl_clear_interrupt(lp_ctl *c) { atomic_store(&c->interrupt, 0); }
+size_t lp_mem_used(lua_State *L) { return lp_ctl_get(L)->mem_used; }
+size_t lp_mem_limit(lua_State *L) { return lp_ctl_get(L)->mem_limit; }
+void lp_set_mem_limit(lua_State *L, size_t limit) { lp_ctl_get(L)->mem_limit = limit; }
+int lp_limit_hit(lua_State *L) { return lp_ctl_get(L)->limit_hit; }
+void lp_set_hook_count(lua_State *L, int count) {
+    lp_ctl *c = lp_ctl_get(L);
+    c->hook_count = count > 0 ? count : LP_HOOK_COUNT;
+    lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+}
+
+// Runs the function below `nargs` arguments at the top with the message handler, a deadline
+// and memory accounting; classifies a failure as a broken limit where it was one.
+static int lp_pcall_limited(lua_State *L, int nargs, int nresults, int64_t timeout_ns) {
+    lp_ctl *c = lp_ctl_get(L);
+    c->limit_hit = LP_LIMIT_NONE;
+    int base = lua_gettop(L) - nargs;  // the function's index
+    lua_pushcfunction(L, lp_msghandler);  // light C function: no allocation
+    lua_insert(L, base);
+    c->deadline_ns = timeout_ns > 0 ? lp_now_ns() + timeout_ns : 0;
+    int status = lua_pcall(L, nargs, nresults, base);
+    c->deadline_ns = 0;
+    lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);  // undo a re-arm
+    if (status == LUA_ERRMEM && c->limit_hit == LP_LIMIT_NONE) c->limit_hit = LP_LIMIT_MEMORY;
+    if (status == LUA_ERRERR && c->limit_hit == LP_LIMIT_NONE && c->mem_limit
+        && c->mem_used + 4096 > c->mem_limit) c->limit_hit = LP_LIMIT_MEMORY;
+    lua_remove(L, base);
+    if (status != LUA_OK && !lua_isstring(L, -1)) {
+        // The message handler could not run (memory, or an error in the handler itself).
+        lua_pop(L, 1);
+        lua_pushstring(L, status == LUA_ERRMEM ? "not enough memory (memory limit reached)"
+                                               : "error in error handling");
+    }
+    return status;
+}
+
+int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname,
+               int nresults, int64_t timeout_ns) {
+    if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
+    int status = luaL_loadbufferx(L, code, len, chunkname, "t");
+    if (status != LUA_OK) {
+        if (status == LUA_ERRMEM) lp_ctl_get(L)->limit_hit = LP_LIMIT_MEMORY;
+        return status;
+    }
+    return lp_pcall_limited(L, 0, nresults, timeout_ns);
+}
+
+// [call] -> [] : the body of lp_run, inside protection.
+static int lp_run_main(lua_State *L) {
+    lp_call *call = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    luaL_checkstack(L, 8, NULL);
+    if (call->arg) {
+        lp_anchor_reset(L);
+        lp_tape_push(L, call->arg, call->arg_len);            // [arg]
+    } else {
+        lua_pushnil(L);                                       // [nil]
+    }
+    if (call->ctx_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, call->ctx_ref);     // [arg, ctx]
+        if (call->record_number > 0 && lua_type(L, -1) == LUA_TTABLE) {
+            lua_pushliteral(L, "record_number");
+            lua_pushinteger(L, call->record_number);
+            lua_rawset(L, -3);
+        }
+    } else {
+        lua_pushnil(L);                                       // [arg, nil]
+    }
+    if (call->when_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, call->when_ref);
+        lua_pushvalue(L, 1);
+        lua_call(L, 1, 1);                                    // [arg, ctx, ok]
+        int ok = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (!ok) { call->result = LP_RESULT_SKIPPED; return 0; }
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, call->fn_ref);          // [arg, ctx, fn]
+    int nargs = 0;
+    if (call->arg) { lua_pushvalue(L, 1); nargs++; }
+    if (call->ctx_ref != LUA_NOREF) { lua_pushvalue(L, 2); nargs++; }
+    lua_call(L, nargs, 1);                                    // [arg, ctx, result]
+    switch (call->mode) {
+    case LP_MODE_VALUE:
+        lp_tape_write(L, -1, &call->out, "result");
+        call->result = LP_RESULT_VALUE;
+        return 0;
+    case LP_MODE_TRUTH:
+        call->result = lua_toboolean(L, -1) ? LP_RESULT_TRUE : LP_RESULT_FALSE;
+        return 0;
+    case LP_MODE_RECORD: break;
+    default:
+        call->result = LP_RESULT_NONE;
+        return 0;
+    }
+    int t = lua_type(L, -1);
+    if (t == LUA_TNIL) {
+        lp_tape_write(L, 1, &call->out, "record");
+        call->result = LP_RESULT_PASS;
+    } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        call->result = LP_RESULT_DROP;
+    } else if (t == LUA_TTABLE) {
+        lp_tape_write(L, -1, &call->out, "returned record");
+        call->result = LP_RESULT_REPLACE;
+    } else {
+        return luaL_error(L, "process must return nil (pass), false (drop) or a record table "
+                             "(replace), not a %s", luaL_typename(L, -1));
+    }
+    if (call->out.len > 0 && call->out.data[0] != LP_T_OBJECT)
+        return luaL_error(L, "process must return a record (a table with string keys), not a list");
+    return 0;
+}
+
+int lp_run(lua_State *L, lp_call *call) {
+    lp_ctl *c = lp_ctl_get(L);
+    call->out.len = 0;
+    call->emits.len = 0;
+    call->emit_count = 0;
+    call->result = LP_RESULT_PASS;
+    if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
+    c->call = call;
+    lua_pushcfunction(L, lp_run_main);
+    lua_pushlightuserdata(L, call);
+    int status = lp_pcall_limited(L, 1, 0, call->timeout_ns);
+    c->call = NULL;
+    return status;
+}
+
+// The next two allocate outside protection. They only run while the host sets a state up
+// (never while a plugin's code runs), so the memory limit is lifted for them: the only error
+// they could raise is a memory error.
+int lp_ref(lua_State *L) {
+    lp_ctl *c = lp_ctl_get(L);
+    size_t limit = c->mem_limit;
+    c->mem_limit = 0;
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->mem_limit = limit;
+    return ref;
+}
+
+void lp_unref(lua_State *L, int ref) { luaL_unref(L, LUA_REGISTRYINDEX, ref); }
+int lp_getref(lua_State *L, int ref) { return lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+
+int lp_rawgetfield(lua_State *L, int idx, const char *name) {
+    idx = lua_absindex(L, idx);
+    lp_ctl *c = lp_ctl_get(L);
+    size_t limit = c->mem_limit;
+    c->mem_limit = 0;
+    lua_pushstring(L, name);
+    c->mem_limit = limit;
+    return lua_rawget(L, idx);
+}
+
+// [tape] -> [value]
+static int lp_push_tape_main(lua_State *L) {
+    const uint8_t *tape = lua_touserdata(L, 1);
+    size_t len = (size_t)lua_tointeger(L, 2);
+    lua_settop(L, 0);
+    lp_tape_push(L, tape, len);
+    return 1;
+}
+
+int lp_push_tape(lua_State *L, const uint8_t *tape, size_t len) {
+    if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
+    lua_pushcfunction(L, lp_push_tape_main);
+    lua_pushlightuserdata(L, (void *)tape);
+    lua_pushinteger(L, (lua_Integer)len);
+    return lp_pcall_limited(L, 2, 1, 0);
+}
+
+// [value, buf] -> []
+static int lp_to_tape_main(lua_State *L) {
+    lp_buf *out = lua_touserdata(L, 2);
+    lp_tape_write(L, 1, out, "value");
+    return 0;
+}
+
+int lp_to_tape(lua_State *L, int idx, lp_buf *out) {
+    if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
+    idx = lua_absindex(L, idx);
+    out->len = 0;
+    lua_pushcfunction(L, lp_to_tape_main);
+    lua_pushvalue(L, idx);
+    lua_pushlightuserdata(L, out);
+    return lp_pcall_limited(L, 2, 0, 0);
+}

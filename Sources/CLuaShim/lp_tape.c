@@ -1,0 +1,421 @@
+// Tapes <-> Lua values. Everything here raises Lua errors and runs inside protection.
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "lp_internal.h"
+
+const char lp_key_array_mt = 0, lp_key_object_mt = 0, lp_key_anchor = 0, lp_key_codec = 0;
+static const char lp_null_marker = 0;
+void *lp_null(void) { return (void *)&lp_null_marker; }
+
+void lp_buf_free(lp_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int lp_buf_reserve(lp_buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    uint8_t *d = realloc(b->data, cap);
+    if (!d) return -1;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n) {
+    if (lp_buf_reserve(b, n) != 0) luaL_error(L, "not enough memory");
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static inline void put_u8(lua_State *L, lp_buf *b, uint8_t v) { lp_buf_put(L, b, &v, 1); }
+static inline void put_u32(lua_State *L, lp_buf *b, uint32_t v) { lp_buf_put(L, b, &v, 4); }
+static inline void patch_u32(lp_buf *b, size_t at, uint32_t v) { memcpy(b->data + at, &v, 4); }
+
+// MARK: - Push (tape -> Lua)
+
+typedef struct reader {
+    const uint8_t *base, *p, *end;
+    int anchor;  // stack index of the anchor table, 0: do not anchor
+} reader;
+
+static void corrupt(lua_State *L) { luaL_error(L, "luapipe: corrupt record tape (a bug)"); }
+
+static uint32_t rd_u32(lua_State *L, reader *r) {
+    if (r->end - r->p < 4) corrupt(L);
+    uint32_t v;
+    memcpy(&v, r->p, 4);
+    r->p += 4;
+    return v;
+}
+
+static void push_value(lua_State *L, reader *r, int depth) {
+    if (r->p >= r->end) corrupt(L);
+    if (depth > LP_MAX_DEPTH) luaL_error(L, "record nested deeper than %d levels", LP_MAX_DEPTH);
+    const uint8_t *start = r->p;
+    uint8_t tag = *r->p++;
+    switch (tag) {
+    case LP_T_NULL: lua_pushlightuserdata(L, lp_null()); return;
+    case LP_T_FALSE: lua_pushboolean(L, 0); return;
+    case LP_T_TRUE: lua_pushboolean(L, 1); return;
+    case LP_T_INT: {
+        if (r->end - r->p < 8) corrupt(L);
+        int64_t v; memcpy(&v, r->p, 8); r->p += 8;
+        lua_pushinteger(L, (lua_Integer)v);
+        return;
+    }
+    case LP_T_DOUBLE: {
+        if (r->end - r->p < 8) corrupt(L);
+        double v; memcpy(&v, r->p, 8); r->p += 8;
+        lua_pushnumber(L, v);
+        return;
+    }
+    case LP_T_STRING: {
+        uint32_t n = rd_u32(L, r);
+        if ((size_t)(r->end - r->p) < n) corrupt(L);
+        lua_pushlstring(L, (const char *)r->p, n);
+        r->p += n;
+        return;
+    }
+    case LP_T_ARRAY:
+    case LP_T_OBJECT: {
+        uint32_t count = rd_u32(L, r);
+        (void)rd_u32(L, r);  // size: used by readers that skip
+        luaL_checkstack(L, 4, "record nested too deep");
+        if (tag == LP_T_ARRAY) lua_createtable(L, (int)(count < 1u << 20 ? count : 0), 0);
+        else lua_createtable(L, 0, (int)(count < 1u << 20 ? count : 0));
+        int t = lua_gettop(L);
+        for (uint32_t i = 0; i < count; i++) {
+            if (tag == LP_T_ARRAY) {
+                push_value(L, r, depth + 1);
+                lua_rawseti(L, t, (lua_Integer)i + 1);
+            } else {
+                uint32_t n = rd_u32(L, r);
+                if ((size_t)(r->end - r->p) < n) corrupt(L);
+                lua_pushlstring(L, (const char *)r->p, n);
+                r->p += n;
+                push_value(L, r, depth + 1);
+                lua_rawset(L, t);
+            }
+        }
+        if (count == 0) {  // an empty table keeps its kind through a metatable
+            lua_rawgetp(L, LUA_REGISTRYINDEX, tag == LP_T_ARRAY ? &lp_key_array_mt : &lp_key_object_mt);
+            lua_setmetatable(L, t);
+        }
+        if (r->anchor) {  // remember where this table came from: its key order
+            lua_pushvalue(L, t);
+            lua_pushinteger(L, (lua_Integer)(start - r->base));
+            lua_rawset(L, r->anchor);
+        }
+        return;
+    }
+    default: corrupt(L);
+    }
+}
+
+void lp_anchor_reset(lua_State *L) {
+    lua_createtable(L, 0, 4);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);
+}
+
+void lp_tape_push(lua_State *L, const uint8_t *tape, size_t len) {
+    lp_ctl *c = lp_ctl_get(L);
+    reader r = { tape, tape, tape + len, 0 };
+    int anchored = c->call && c->call->arg == tape;
+    if (anchored) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);
+        r.anchor = lua_gettop(L);
+    }
+    push_value(L, &r, 0);
+    if (anchored) lua_remove(L, r.anchor);
+}
+
+// MARK: - Write (Lua -> tape)
+
+typedef struct path_item { const char *key; size_t len; lua_Integer index; } path_item;
+
+typedef struct writer {
+    lp_buf *out;
+    const char *what;
+    const uint8_t *orig;   // the tape the current call's record came from, or NULL
+    size_t orig_len;
+    int anchor;            // stack index of the anchor table, 0: none
+    int array_mt, object_mt;
+    const void *seen[LP_MAX_DEPTH + 2];
+    path_item path[LP_MAX_DEPTH + 2];
+} writer;
+
+static void fail(lua_State *L, writer *w, int depth, const char *fmt, const char *detail) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, w->what);
+    if (depth > 0) {
+        luaL_addstring(&b, ": field '");
+        for (int i = 1; i <= depth; i++) {
+            path_item *p = &w->path[i];
+            if (p->key) {
+                if (i > 1) luaL_addchar(&b, '.');
+                luaL_addlstring(&b, p->key, p->len > 200 ? 200 : p->len);
+            } else {
+                lua_pushfstring(L, "[%I]", p->index);
+                luaL_addvalue(&b);
+            }
+        }
+        luaL_addchar(&b, '\'');
+    }
+    luaL_addstring(&b, ": ");
+    luaL_pushresult(&b);
+    lua_pushfstring(L, fmt, detail);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+int lp_utf8_valid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (n - i >= 8) {  // ASCII fast path
+            uint64_t v; memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ULL)) { i += 8; continue; }
+        }
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t need; uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
+        else return 0;
+        if (n - i - 1 < need) return 0;
+        for (size_t k = 1; k <= need; k++) {
+            uint8_t cc = s[i + k];
+            if ((cc & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (need == 3 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+static void write_value(lua_State *L, writer *w, int idx, int depth);
+
+typedef struct keyref { const char *s; size_t n; } keyref;
+
+static int keyref_cmp(const void *a, const void *b) {
+    const keyref *x = a, *y = b;
+    size_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, n);
+    if (c) return c;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+static void write_key(lua_State *L, writer *w, const char *s, size_t n, int depth) {
+    if (!lp_utf8_valid((const uint8_t *)s, n)) fail(L, w, depth, "%s", "key is not valid UTF-8");
+    put_u32(L, w->out, (uint32_t)n);
+    lp_buf_put(L, w->out, s, n);
+}
+
+// The original object's keys, read from the tape at `off` (its tag byte).
+static size_t orig_keys(lua_State *L, writer *w, size_t off, keyref **keys) {
+    const uint8_t *p = w->orig + off + 1;
+    uint32_t count, size;
+    memcpy(&count, p, 4); memcpy(&size, p + 4, 4);
+    p += 8;
+    *keys = lua_newuserdatauv(L, sizeof(keyref) * (count ? count : 1), 0);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t n; memcpy(&n, p, 4); p += 4;
+        (*keys)[i].s = (const char *)p; (*keys)[i].n = n;
+        p += n;
+        // skip the value
+        uint8_t tag = *p++;
+        switch (tag) {
+        case LP_T_INT: case LP_T_DOUBLE: p += 8; break;
+        case LP_T_STRING: { uint32_t m; memcpy(&m, p, 4); p += 4 + m; break; }
+        case LP_T_ARRAY: case LP_T_OBJECT: { uint32_t m; memcpy(&m, p + 4, 4); p += 8 + m; break; }
+        default: break;
+        }
+    }
+    return count;
+}
+
+static void write_object(lua_State *L, writer *w, int t, int depth, lua_Integer anchored_off) {
+    put_u8(L, w->out, LP_T_OBJECT);
+    size_t at = w->out->len;
+    put_u32(L, w->out, 0); put_u32(L, w->out, 0);
+    uint32_t written = 0;
+    // Tapes come from the JSON reader (which refuses duplicate keys) or from Records, so
+    // the original keys are unique.
+    keyref *orig = NULL;
+    size_t norig = 0;
+    int scratch = lua_gettop(L);
+    if (anchored_off >= 0) {
+        norig = orig_keys(L, w, (size_t)anchored_off, &orig);
+        for (size_t i = 0; i < norig; i++) {
+            lua_pushlstring(L, orig[i].s, orig[i].n);
+            if (lua_rawget(L, t) != LUA_TNIL) {
+                w->path[depth + 1] = (path_item){ orig[i].s, orig[i].n, 0 };
+                write_key(L, w, orig[i].s, orig[i].n, depth + 1);
+                write_value(L, w, lua_gettop(L), depth + 1);
+                written++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    // Keys not in the original (or all keys of a table built by the plugin), sorted.
+    size_t total = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            const char *kind = lua_isinteger(L, -1) ? "a table mixes list items and named fields"
+                                                   : "a table key is not a string";
+            fail(L, w, depth, "%s (JSON objects need string keys)", kind);
+        }
+        total++;
+    }
+    if (total > written) {
+        keyref *extra = lua_newuserdatauv(L, sizeof(keyref) * (total - written), 0);
+        size_t nextra = 0;
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            lua_pop(L, 1);
+            keyref k;
+            k.s = lua_tolstring(L, -1, &k.n);  // a string key: no conversion, no allocation
+            int known = 0;
+            for (size_t i = 0; i < norig && !known; i++)
+                known = orig[i].n == k.n && memcmp(orig[i].s, k.s, k.n) == 0;
+            if (!known) extra[nextra++] = k;
+        }
+        qsort(extra, nextra, sizeof *extra, keyref_cmp);
+        for (size_t i = 0; i < nextra; i++) {
+            lua_pushlstring(L, extra[i].s, extra[i].n);
+            lua_rawget(L, t);
+            w->path[depth + 1] = (path_item){ extra[i].s, extra[i].n, 0 };
+            write_key(L, w, extra[i].s, extra[i].n, depth + 1);
+            write_value(L, w, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+            written++;
+        }
+    }
+    lua_settop(L, scratch);
+    patch_u32(w->out, at, written);
+    patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));
+}
+
+static void write_array(lua_State *L, writer *w, int t, int depth, lua_Integer n) {
+    put_u8(L, w->out, LP_T_ARRAY);
+    size_t at = w->out->len;
+    put_u32(L, w->out, (uint32_t)n); put_u32(L, w->out, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, t, i);
+        w->path[depth + 1] = (path_item){ NULL, 0, i };
+        write_value(L, w, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));
+}
+
+static lua_Integer count_entries(lua_State *L, int t) {
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) { lua_pop(L, 1); n++; }
+    return n;
+}
+
+static void write_table(lua_State *L, writer *w, int t, int depth) {
+    if (depth >= LP_MAX_DEPTH) fail(L, w, depth, "%s", "nested deeper than 512 levels");
+    const void *self = lua_topointer(L, t);
+    for (int i = 0; i < depth; i++)
+        if (w->seen[i] == self) fail(L, w, depth, "%s", "the table contains itself (a cycle)");
+    w->seen[depth] = self;
+    luaL_checkstack(L, 6, "record nested too deep");
+    // Kind: an explicit marker, then where the table came from, then its shape.
+    int kind = 0;  // 1 array, 2 object
+    lua_Integer anchored = -1;
+    if (lua_getmetatable(L, t)) {
+        if (lua_rawequal(L, -1, w->array_mt)) kind = 1;
+        else if (lua_rawequal(L, -1, w->object_mt)) kind = 2;
+        lua_pop(L, 1);
+    }
+    if (w->anchor) {
+        lua_pushvalue(L, t);
+        if (lua_rawget(L, w->anchor) == LUA_TNUMBER) {
+            anchored = lua_tointeger(L, -1);
+            if (anchored < 0 || (size_t)anchored >= w->orig_len) anchored = -1;
+        }
+        lua_pop(L, 1);
+        if (anchored >= 0 && kind == 0)
+            kind = w->orig[anchored] == LP_T_ARRAY ? 1 : 2;
+        if (anchored >= 0 && w->orig[anchored] != LP_T_OBJECT) anchored = -1;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+    if (kind == 0) kind = (n > 0 && count_entries(L, t) == n) ? 1 : 2;
+    if (kind == 1) {
+        if (count_entries(L, t) != n)
+            fail(L, w, depth, "%s", "a list has holes or named fields (only keys 1..n)");
+        write_array(L, w, t, depth, n);
+    } else {
+        write_object(L, w, t, depth, anchored);
+    }
+}
+
+static void write_value(lua_State *L, writer *w, int idx, int depth) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: put_u8(L, w->out, LP_T_NULL); return;
+    case LUA_TBOOLEAN: put_u8(L, w->out, lua_toboolean(L, idx) ? LP_T_TRUE : LP_T_FALSE); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            int64_t v = (int64_t)lua_tointeger(L, idx);
+            put_u8(L, w->out, LP_T_INT);
+            lp_buf_put(L, w->out, &v, 8);
+        } else {
+            double v = (double)lua_tonumber(L, idx);
+            if (isnan(v)) fail(L, w, depth, "%s", "NaN cannot be written as JSON");
+            if (isinf(v)) fail(L, w, depth, "%s", "an infinite number cannot be written as JSON");
+            put_u8(L, w->out, LP_T_DOUBLE);
+            lp_buf_put(L, w->out, &v, 8);
+        }
+        return;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (!lp_utf8_valid((const uint8_t *)s, n)) fail(L, w, depth, "%s", "string is not valid UTF-8");
+        if (n > UINT32_MAX) fail(L, w, depth, "%s", "string longer than 4 GiB");
+        put_u8(L, w->out, LP_T_STRING);
+        put_u32(L, w->out, (uint32_t)n);
+        lp_buf_put(L, w->out, s, n);
+        return;
+    }
+    case LUA_TTABLE: write_table(L, w, idx, depth); return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == lp_null()) { put_u8(L, w->out, LP_T_NULL); return; }
+        /* fallthrough */
+    default:
+        fail(L, w, depth, "a %s cannot be written as JSON", luaL_typename(L, idx));
+    }
+}
+
+void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what) {
+    idx = lua_absindex(L, idx);
+    int top = lua_gettop(L);
+    lp_ctl *c = lp_ctl_get(L);
+    writer *w = lua_newuserdatauv(L, sizeof(writer), 0);  // GC-owned: safe if we raise
+    w->out = out;
+    w->what = what;
+    w->orig = NULL; w->orig_len = 0; w->anchor = 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_array_mt);
+    w->array_mt = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_object_mt);
+    w->object_mt = lua_gettop(L);
+    if (c->call && c->call->arg) {
+        w->orig = c->call->arg;
+        w->orig_len = c->call->arg_len;
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);
+        w->anchor = lua_type(L, -1) == LUA_TTABLE ? lua_gettop(L) : 0;
+    }
+    write_value(L, w, idx, 0);
+    lua_settop(L, top);
+}

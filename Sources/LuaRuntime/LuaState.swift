@@ -1,0 +1,372 @@
+internal import CLua
+internal import CLuaShim
+import LuaPipeCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A registry reference to a Lua value held by one `LuaState`.
+public struct LuaRef: Hashable, Sendable {
+    let raw: Int32
+}
+
+/// One sandboxed Lua 5.4 state: its own globals, its own memory limit, its own hook.
+///
+/// - Important: not thread-safe and not Sendable. Create it, use it and let it go on one
+///   thread (a `WorkerThread`, through `ThreadConfined`); it closes its `lua_State` in deinit.
+///   Every call is blocking and runs protected: a Lua error comes back as a `LuaError`.
+public final class LuaState {
+    public struct Options: Sendable {
+        /// Bytes the state may allocate; 0: no limit.
+        public var memoryLimit: Int
+        /// The folder `require` may load `.lua` files from; nil: no `require`.
+        public var root: String?
+        public var allowIO: Bool
+        public var allowOS: Bool
+        /// VM instructions between two checks of deadline and interrupt flag.
+        public var hookCount: Int
+
+        public init(memoryLimit: Int = 256 << 20, root: String? = nil, allowIO: Bool = false,
+                    allowOS: Bool = false, hookCount: Int = 1000) {
+            self.memoryLimit = memoryLimit
+            self.root = root
+            self.allowIO = allowIO
+            self.allowOS = allowOS
+            self.hookCount = hookCount
+        }
+    }
+
+    /// What one call produced.
+    public struct Outcome: Sendable {
+        public enum Result: Equatable, Sendable { case pass, replace, drop, value, skipped, truthy(Bool), none }
+        public var result: Result
+        /// The record (pass: as changed in place; replace: the new one) or the value.
+        public var output: Tape?
+        /// Records the call emitted, in order.
+        public var emits: [Tape]
+    }
+
+    /// How a call's first result is read.
+    public enum Mode: Sendable { case ignore, record, value, truth }
+
+    let L: OpaquePointer
+    private let hostRef: Int32
+    /// The `ctx` table every plugin function receives.
+    public let ctx: LuaRef
+    private let host: LuaHost
+    private var call = lp_call()
+
+    static let codecInstalled: Bool = {
+        lp_set_codec(codecDecode, codecEncode)
+        return true
+    }()
+
+    /// A handle other threads may use to stop a running call.
+    public struct Interrupt: @unchecked Sendable {
+        // Safe because lp_ctl_interrupt only stores to an atomic.
+        let ctl: OpaquePointer
+        public func callAsFunction() { lp_ctl_interrupt(ctl) }
+    }
+
+    public private(set) lazy var interrupt = Interrupt(ctl: lp_ctl_of(L))
+
+    public init(options: Options = Options(), host: LuaHost = LuaHost()) throws(LuaError) {
+        _ = Self.codecInstalled
+        guard let L = lp_newstate(options.memoryLimit) else {
+            throw LuaError(.memory, "cannot create a Lua state")
+        }
+        self.L = L
+        self.host = host
+        lp_set_hook_count(L, Int32(options.hookCount))
+        var opts = lp_sandbox_options()
+        opts.allow_io = options.allowIO ? 1 : 0
+        opts.allow_os = options.allowOS ? 1 : 0
+        let status: Int32 = options.root.map { root in
+            root.withCString { r in
+                opts.root = r
+                return lp_open_sandbox(L, &opts)
+            }
+        } ?? lp_open_sandbox(L, &opts)
+        if status != LUA_OK {
+            let message = Self.popMessage(L)
+            lp_close(L)
+            throw LuaError(.memory, "cannot set up the Lua sandbox: \(message)")
+        }
+        // [host, ctx]
+        let ctxRef = lp_ref(L)
+        hostRef = lp_ref(L)
+        ctx = LuaRef(raw: ctxRef)
+        let hostPtr = Unmanaged.passUnretained(host).toOpaque()
+        let fns: [(String, lp_host_fn)] = [
+            ("log", hostLog), ("shared_get", hostSharedGet), ("shared_set", hostSharedSet),
+            ("shared_incr", hostSharedIncr), ("shared_delete", hostSharedDelete), ("shared_keys", hostSharedKeys),
+        ]
+        for (name, fn) in fns where lp_set_host(L, hostRef, name, fn, hostPtr) != LUA_OK {
+            let message = Self.popMessage(L)
+            lp_close(L)
+            throw LuaError(.memory, "cannot set up the Lua host functions: \(message)")
+        }
+    }
+
+    deinit {
+        lp_buf_free(&call.out)
+        lp_buf_free(&call.emits)
+        lp_close(L)
+    }
+
+    static func popMessage(_ L: OpaquePointer) -> String {
+        var len = 0
+        var message = "unknown error"
+        if lua_type(L, -1) == LUA_TSTRING, let p = lua_tolstring(L, -1, &len) {
+            message = p.withMemoryRebound(to: UInt8.self, capacity: len) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self)
+            }
+        }
+        lua_settop(L, -2)
+        return message
+    }
+
+    private func error(status: Int32) -> LuaError {
+        let raw = Self.popMessage(L)
+        return LuaError(status: status, raw: raw, limit: lp_limit_hit(L))
+    }
+
+    // MARK: State
+
+    /// Bytes the state holds now.
+    public var memoryUsed: Int { lp_mem_used(L) }
+    public var memoryLimit: Int {
+        get { lp_mem_limit(L) }
+        set { lp_set_mem_limit(L, newValue) }
+    }
+    /// The Lua stack height; 0 between calls (tests check it stays balanced).
+    public var stackTop: Int { Int(lua_gettop(L)) }
+
+    public func clearInterrupt() { lp_ctl_clear_interrupt(lp_ctl_of(L)) }
+
+    // MARK: Loading
+
+    /// Runs a chunk (text mode only) and keeps its first result. `chunkName` is what error
+    /// messages name: "@path" for a file.
+    public func load(_ code: [UInt8], chunkName: String, timeout: Duration? = nil) throws(LuaError) -> LuaRef {
+        let status = code.withUnsafeBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(b.count, 1)) { p in
+                lp_dochunk(L, p, b.count, chunkName, 1, Self.nanos(timeout))
+            }
+        }
+        if status != LUA_OK { throw error(status: status) }
+        return LuaRef(raw: lp_ref(L))
+    }
+
+    public func load(_ code: String, chunkName: String, timeout: Duration? = nil) throws(LuaError) -> LuaRef {
+        try load(Array(code.utf8), chunkName: chunkName, timeout: timeout)
+    }
+
+    /// Runs a plugin file and keeps what it returns.
+    public func load(file path: String, timeout: Duration? = nil) throws(LuaError) -> LuaRef {
+        guard let bytes = Self.readFile(path) else {
+            throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
+        }
+        return try load(bytes, chunkName: "@" + path, timeout: timeout)
+    }
+
+    static func readFile(_ path: String) -> [UInt8]? {
+        guard let f = fopen(path, "rb") else { return nil }
+        defer { fclose(f) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n > 0 { out.append(contentsOf: buf[0..<n]) }
+            if n < buf.count { break }
+        }
+        return ferror(f) != 0 ? nil : out
+    }
+
+    public func release(_ ref: LuaRef) { lp_unref(L, ref.raw) }
+
+    // MARK: Fields of a table held by a ref (raw access: no metamethods run)
+
+    public enum FieldType: Equatable { case none, boolean, number, string, table, function, other }
+
+    public func fieldType(_ ref: LuaRef, _ name: String) -> FieldType {
+        withField(ref, name) { t in
+            switch t {
+            case LUA_TNIL: .none
+            case LUA_TBOOLEAN: .boolean
+            case LUA_TNUMBER: .number
+            case LUA_TSTRING: .string
+            case LUA_TTABLE: .table
+            case LUA_TFUNCTION: .function
+            default: .other
+            }
+        }
+    }
+
+    /// The Lua type name of a field ("nil", "number", ...), for error messages.
+    public func fieldTypeName(_ ref: LuaRef, _ name: String) -> String {
+        withField(ref, name) { t in String(cString: lua_typename(L, t)) }
+    }
+
+    public func stringField(_ ref: LuaRef, _ name: String) -> String? {
+        withField(ref, name) { t in
+            guard t == LUA_TSTRING else { return nil }
+            var len = 0
+            guard let p = lua_tolstring(L, -1, &len) else { return nil }
+            return p.withMemoryRebound(to: UInt8.self, capacity: len) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: len), as: UTF8.self)
+            }
+        }
+    }
+
+    public func integerField(_ ref: LuaRef, _ name: String) -> Int64? {
+        withField(ref, name) { t in
+            var isNum: Int32 = 0
+            let v = lua_tointegerx(L, -1, &isNum)
+            return t == LUA_TNUMBER && isNum != 0 ? Int64(v) : nil
+        }
+    }
+
+    public func boolField(_ ref: LuaRef, _ name: String) -> Bool? {
+        withField(ref, name) { t in t == LUA_TBOOLEAN ? lua_toboolean(L, -1) != 0 : nil }
+    }
+
+    /// A ref to the field's value (a function, a table), or nil when the field is nil.
+    public func refField(_ ref: LuaRef, _ name: String) -> LuaRef? {
+        lp_getref(L, ref.raw)
+        defer { lua_settop(L, -2) }
+        guard lua_type(L, -1) == LUA_TTABLE else { return nil }
+        if lp_rawgetfield(L, -1, name) == LUA_TNIL {
+            lua_settop(L, -2)
+            return nil
+        }
+        return LuaRef(raw: lp_ref(L))
+    }
+
+    /// The field's value as a tape (data only: functions and the like are an error).
+    public func tapeField(_ ref: LuaRef, _ name: String) throws(LuaError) -> Tape? {
+        lp_getref(L, ref.raw)
+        defer { lua_settop(L, -2) }
+        guard lua_type(L, -1) == LUA_TTABLE else { return nil }
+        if lp_rawgetfield(L, -1, name) == LUA_TNIL {
+            lua_settop(L, -2)
+            return nil
+        }
+        var buf = lp_buf()
+        defer { lp_buf_free(&buf) }
+        let status = lp_to_tape(L, -1, &buf)
+        if status != LUA_OK {
+            let e = error(status: status)
+            lua_settop(L, -2)
+            throw LuaError(.contract, "field '\(name)': \(e.message)")
+        }
+        lua_settop(L, -2)
+        return Tape(bytes: Array(UnsafeBufferPointer(start: buf.data, count: buf.len)))
+    }
+
+    /// The type of the value a ref holds.
+    public func type(of ref: LuaRef) -> FieldType {
+        lp_getref(L, ref.raw)
+        defer { lua_settop(L, -2) }
+        switch lua_type(L, -1) {
+        case LUA_TTABLE: return .table
+        case LUA_TFUNCTION: return .function
+        case LUA_TNIL: return .none
+        default: return .other
+        }
+    }
+
+    private func withField<T>(_ ref: LuaRef, _ name: String, _ body: (Int32) -> T) -> T {
+        lp_getref(L, ref.raw)
+        guard lua_type(L, -1) == LUA_TTABLE else {
+            lua_settop(L, -2)
+            return body(LUA_TNIL)
+        }
+        let t = lp_rawgetfield(L, -1, name)
+        let r = body(t)
+        lua_settop(L, -3)
+        return r
+    }
+
+    /// Sets `ctx[name]` to a value.
+    public func setContext(_ name: String, _ value: Tape) throws(LuaError) {
+        let status = value.bytes.withUnsafeBufferPointer { b in
+            lp_set_value(L, ctx.raw, name, b.baseAddress, b.count)
+        }
+        if status != LUA_OK { throw error(status: status) }
+    }
+
+    // MARK: Calls
+
+    static func nanos(_ d: Duration?) -> Int64 {
+        guard let d else { return 0 }
+        let (s, a) = d.components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+
+    /// Calls `fn(arg?, ctx?)` protected, with a deadline, and reads the result per `mode`.
+    /// - Parameters:
+    ///   - when: a predicate called with the record first; false or nil skips the call.
+    ///   - passContext: pass the `ctx` table as the last argument.
+    public func call(_ fn: LuaRef, arg: Tape? = nil, mode: Mode = .ignore, when: LuaRef? = nil,
+                     passContext: Bool = true, allowEmit: Bool = false, recordNumber: Int = 0,
+                     timeout: Duration? = nil) throws(LuaError) -> Outcome {
+        call.fn_ref = fn.raw
+        call.ctx_ref = passContext ? ctx.raw : LUA_NOREF
+        call.when_ref = when?.raw ?? LUA_NOREF
+        call.allow_emit = allowEmit ? 1 : 0
+        call.record_number = Int64(recordNumber)
+        call.timeout_ns = Self.nanos(timeout)
+        switch mode {
+        case .ignore: call.mode = Int32(LP_MODE_IGNORE)
+        case .record: call.mode = Int32(LP_MODE_RECORD)
+        case .value: call.mode = Int32(LP_MODE_VALUE)
+        case .truth: call.mode = Int32(LP_MODE_TRUTH)
+        }
+        let status: Int32
+        if let arg {
+            status = arg.bytes.withUnsafeBufferPointer { b in
+                call.arg = b.baseAddress
+                call.arg_len = b.count
+                defer { call.arg = nil; call.arg_len = 0 }
+                return lp_run(L, &call)
+            }
+        } else {
+            call.arg = nil
+            call.arg_len = 0
+            status = lp_run(L, &call)
+        }
+        if status != LUA_OK { throw error(status: status) }
+        var outcome = Outcome(result: .none, output: nil, emits: [])
+        switch Int(call.result) {
+        case Int(LP_RESULT_PASS): outcome.result = .pass
+        case Int(LP_RESULT_REPLACE): outcome.result = .replace
+        case Int(LP_RESULT_DROP): outcome.result = .drop
+        case Int(LP_RESULT_VALUE): outcome.result = .value
+        case Int(LP_RESULT_SKIPPED): outcome.result = .skipped
+        case Int(LP_RESULT_TRUE): outcome.result = .truthy(true)
+        case Int(LP_RESULT_FALSE): outcome.result = .truthy(false)
+        default: outcome.result = .none
+        }
+        if call.out.len > 0 {
+            outcome.output = Tape(bytes: Array(UnsafeBufferPointer(start: call.out.data, count: call.out.len)))
+        }
+        if call.emit_count > 0 {
+            outcome.emits = Self.split(UnsafeBufferPointer(start: call.emits.data, count: call.emits.len))
+        }
+        return outcome
+    }
+
+    /// Splits concatenated record tapes (each: OBJECT tag, u32 count, u32 size, contents).
+    static func split(_ b: UnsafeBufferPointer<UInt8>) -> [Tape] {
+        var tapes: [Tape] = []
+        var i = 0
+        while i + 9 <= b.count {
+            let size = Int(UInt32(littleEndian: UnsafeRawBufferPointer(b).loadUnaligned(fromByteOffset: i + 5, as: UInt32.self)))
+            tapes.append(Tape(bytes: Array(b[i..<i + 9 + size])))
+            i += 9 + size
+        }
+        return tapes
+    }
+}

@@ -1,0 +1,1 @@
+print("luapipe: the command line arrives with the CLI issue")

@@ -1,0 +1,32 @@
+# Shared by the scripts: install what a fresh machine lacks. Source it, then call need_*.
+set -euo pipefail
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        as_root apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# Lua 5.4 headers and library (the package builds against them) and pkg-config.
+need_lua_dev() {
+    command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
+    pkg-config --exists lua5.4 || apt_install liblua5.4-dev
+}
+
+# The reference tools the benchmark compares against.
+need_bench_tools() {
+    command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
+    lua5.4 -e 'require "cjson"' >/dev/null 2>&1 || apt_install lua-cjson
+    [ -x /usr/bin/time ] || apt_install time
+}
+
+swift_build() {
+    swift build -c "${CONFIG:-release}" "$@"
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: unit suites of each module and end-to-end tests of the built binary.
+# Installs what a fresh machine lacks first.
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+need_lua_dev
+# The end-to-end tests run the release binary (what users run); build it first.
+swift build -c release --product luapipe
+export LUAPIPE_BIN="$PWD/.build/release/luapipe"
+swift test "$@"
