@@ -61,6 +61,12 @@ static int lp_emit(lua_State *L) {
     return 0;
 }
 
+// True once the current call broke a limit (used by the xpcall wrapper of the prelude).
+static int lp_limit_hit_fn(lua_State *L) {
+    lua_pushboolean(L, lp_ctl_get(L)->limit_hit != LP_LIMIT_NONE);
+    return 1;
+}
+
 static int lp_mark(lua_State *L, const void *key) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     else luaL_checktype(L, 1, LUA_TTABLE);
@@ -222,5 +228,7 @@ int lp_open_luapipe(lua_State *L) {
     lua_setfield(L, -2, "json");
     lua_pushcfunction(L, lp_emit);
     lua_setfield(L, -2, "_emit");
+    lua_pushcfunction(L, lp_limit_hit_fn);
+    lua_setfield(L, -2, "_limit_hit");
     return 1;
 }

@@ -1,0 +1,2 @@
+-- expect: timeout
+return function(record) while true do end end
