@@ -1,0 +1,183 @@
+import DequeModule
+import LuaPipeCore
+
+/// The built-in native plugins of SPEC §3.
+enum Builtins {
+    static func register(in registry: PluginRegistry) {
+        func add(_ name: String, _ description: String, parallel: Bool,
+                 _ make: @escaping @Sendable (PluginContext, PluginRegistry.Environment) throws -> any Plugin) {
+            registry.add(.init(name: name, version: "1.0.0", description: description, kind: "swift", parallel: parallel,
+                               builtin: true, make: { .async(try make($0, $1)) }))
+        }
+        add("set", "sets (overwrites) fields", parallel: true) { ctx, _ in try SetPlugin(ctx.configRecord) }
+        add("rename", "renames fields, keeping their place in the key order", parallel: true) { ctx, _ in try RenamePlugin(ctx.configRecord) }
+        add("remove", "removes fields", parallel: true) { ctx, _ in try RemovePlugin(ctx.configRecord) }
+        add("sample", "keeps records 1, N+1, 2N+1, ... of those it sees", parallel: false) { ctx, _ in try SamplePlugin(ctx.configRecord) }
+        add("dedupe", "drops a record whose key was seen among the last N keys", parallel: false) { ctx, _ in try DedupePlugin(ctx.configRecord) }
+        add("throttle", "delays records to at most N per second, by awaiting", parallel: false) { ctx, _ in try ThrottlePlugin(ctx.configRecord) }
+        add("lookup", "loads a JSON Lines table in setup; copies fields from the matching row", parallel: true) { ctx, env in
+            try LookupPlugin(ctx.configRecord, env)
+        }
+    }
+}
+
+/// A config error: names the plugin's config key and says what is expected.
+func configError(_ plugin: String, _ key: String, _ expected: String) -> PipelineError {
+    PipelineError(.manifest, "config.\(key): \(expected) (plugin '\(plugin)')")
+}
+
+final class SetPlugin: Plugin {
+    let fields: Record
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard case .object(let f)? = config["fields"] else { throw configError("set", "fields", "a map of field: value expected") }
+        fields = f
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        var r = record
+        for (k, v) in fields.fields { r[k] = v }
+        return .replace(r)
+    }
+}
+
+final class RenamePlugin: Plugin {
+    let pairs: [(String, String)]
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard case .object(let f)? = config["fields"] else { throw configError("rename", "fields", "a map of old: new names expected") }
+        pairs = try f.fields.map { k, v in
+            guard case .string(let n) = v else { throw configError("rename", "fields.\(k)", "the new name must be a string") }
+            return (k, n)
+        }
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        var r = record
+        for (old, new) in pairs { r.rename(old, to: new) }
+        return .replace(r)
+    }
+}
+
+final class RemovePlugin: Plugin {
+    let names: [String]
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard case .array(let a)? = config["fields"], let names = Optional(a.compactMap(\.stringValue)), names.count == a.count else {
+            throw configError("remove", "fields", "a list of field names expected")
+        }
+        self.names = names
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        var r = record
+        for n in names { r[n] = nil }
+        return .replace(r)
+    }
+}
+
+final class SamplePlugin: Plugin {
+    let every: Int64
+    var seen: Int64 = 0
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard let n = config["every"]?.intValue, n >= 1 else { throw configError("sample", "every", "a whole number >= 1 expected") }
+        every = n
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        defer { seen += 1 }
+        return seen % every == 0 ? .pass : .drop
+    }
+}
+
+final class DedupePlugin: Plugin {
+    let key: [String]
+    let capacity: Int
+    var order = Deque<Value>()
+    var seen: [Value: Int] = [:]
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard case .array(let a)? = config["key"], !a.isEmpty, a.allSatisfy({ $0.stringValue != nil }) else {
+            throw configError("dedupe", "key", "a non-empty list of field names expected")
+        }
+        key = a.compactMap(\.stringValue)
+        let c = config["capacity"]?.intValue ?? 10_000
+        guard c >= 1 else { throw configError("dedupe", "capacity", "a whole number >= 1 expected") }
+        capacity = Int(c)
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        let k = Value.array(key.map { record[$0] ?? .null })
+        if seen[k] != nil { return .drop }
+        order.append(k)
+        seen[k, default: 0] += 1
+        if order.count > capacity, let old = order.popFirst() {
+            seen[old] = nil
+        }
+        return .pass
+    }
+}
+
+final class ThrottlePlugin: Plugin {
+    let interval: Duration
+    var next: ContinuousClock.Instant?
+    var enforcesTimeout: Bool { false }
+    init(_ config: Record) throws {
+        guard let n = config["per_second"]?.doubleValue, n > 0 else {
+            throw configError("throttle", "per_second", "a number > 0 expected")
+        }
+        interval = .nanoseconds(Int64(1e9 / n))
+    }
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        let now = ContinuousClock.now
+        if let next, next > now { try await Task.sleep(until: next, clock: .continuous) }
+        next = max(next ?? now, now) + interval
+        return .pass
+    }
+}
+
+final class LookupPlugin: Plugin {
+    let path: String
+    let key: String
+    let fields: [String]
+    let worker: WorkerThread
+    var table: [Value: Record] = [:]
+    var enforcesTimeout: Bool { false }
+
+    init(_ config: Record, _ env: PluginRegistry.Environment) throws {
+        guard let file = config["file"]?.stringValue else { throw configError("lookup", "file", "a path to a JSON Lines file expected") }
+        guard let key = config["key"]?.stringValue else { throw configError("lookup", "key", "a field name expected") }
+        guard case .array(let a)? = config["fields"], a.allSatisfy({ $0.stringValue != nil }) else {
+            throw configError("lookup", "fields", "a list of field names expected")
+        }
+        path = file.hasPrefix("/") ? file : env.baseDirectory + "/" + file
+        self.key = key
+        fields = a.compactMap(\.stringValue)
+        worker = env.worker
+    }
+
+    func setup(_ context: PluginContext) async throws {
+        let path = self.path
+        // The file is read on a worker thread: a blocking read never holds a cooperative thread.
+        guard let bytes = try await worker.run({ FileIO.readAll(path) }) else {
+            throw PipelineError(.setup, "lookup: cannot read \(path)", plugin: context.info.id)
+        }
+        var lineNumber = 0
+        for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var l = Array(line)
+            if l.last == 13 { l.removeLast() }
+            if l.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
+            let row: Record
+            do {
+                row = try l.withUnsafeBufferPointer { try JSONReader.parseRecord($0) }.record() ?? Record()
+            } catch {
+                throw PipelineError(.setup, "lookup: \(path):\(lineNumber): \(error)", plugin: context.info.id)
+            }
+            if let k = row[key] { table[k] = row }
+        }
+    }
+
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        guard let k = record[key], let row = table[k] else { return .pass }
+        var r = record
+        for f in fields { if let v = row[f] { r[f] = v } }
+        return .replace(r)
+    }
+}

@@ -1,0 +1,171 @@
+import LuaPipeCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads JSON Lines from a file descriptor (SPEC §6): blank lines ignored, CRLF accepted, a
+/// last line without a newline counts. Returns what has arrived without waiting for a batch
+/// to fill, so a record from a slow source (a pipe, `tail -f`) goes through at once.
+public final class JSONLinesSource: RecordSource, @unchecked Sendable {
+    // Safe because the pipeline's reader task is the only caller, one call at a time; the
+    // blocking read runs on `worker`.
+    public static let maxLine = 64 << 20
+    public static let batchSize = 256
+
+    private let fd: Int32
+    private let worker: WorkerThread
+    private let closeOnEnd: Bool
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var eof = false
+    private var line = 0
+    private var number = 0
+
+    public init(fd: Int32, worker: WorkerThread, closeOnEnd: Bool = false) {
+        self.fd = fd
+        self.worker = worker
+        self.closeOnEnd = closeOnEnd
+    }
+
+    deinit { if closeOnEnd { close(fd) } }
+
+    public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
+        while true {
+            var events: [InputEvent] = []
+            takeLines(into: &events)
+            if !events.isEmpty { return events }
+            if eof {
+                if start < buffer.count {  // the last line, without a newline
+                    let rest = Array(buffer[start...])
+                    start = buffer.count
+                    line += 1
+                    if let e = event(rest[...]) { return [e] }
+                }
+                return nil
+            }
+            if stop.isSet { return nil }
+            let chunk = try await readChunk(stop: stop)
+            if start > 0 && start >= buffer.count / 2 {
+                buffer.removeFirst(start)
+                start = 0
+            }
+            if let chunk {
+                if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
+            }
+            if buffer.count - start > Self.maxLine && !buffer[start...].contains(10) {
+                throw PipelineError(.input, "input line \(line + 1): longer than \(Self.maxLine >> 20) MiB")
+            }
+        }
+    }
+
+    /// Up to 64 KiB, or [] at end of input, or nil when nothing arrived within 100 ms.
+    private func readChunk(stop: StopFlag) async throws -> [UInt8]? {
+        let fd = self.fd
+        return try await worker.run { () throws -> [UInt8]? in
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, 100)
+            if ready == 0 { return nil }
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw PipelineError(.io, "cannot read input: \(String(cString: strerror(errno)))")
+                }
+                return Array(buf[0..<n])
+            }
+        }
+    }
+
+    private func takeLines(into events: inout [InputEvent]) {
+        buffer.withUnsafeBufferPointer { b in
+            while events.count < Self.batchSize, start < b.count {
+                guard let nl = memchr(b.baseAddress! + start, 10, b.count - start) else { return }
+                let end = b.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+                let lineBytes = UnsafeBufferPointer(rebasing: b[start..<end])
+                start = end + 1
+                line += 1
+                if let e = event(lineBytes) { events.append(e) }
+            }
+        }
+    }
+
+    private func event(_ raw: ArraySlice<UInt8>) -> InputEvent? {
+        raw.withUnsafeBufferPointer { event($0) }
+    }
+
+    private func event(_ raw: UnsafeBufferPointer<UInt8>) -> InputEvent? {
+        var bytes = raw
+        if let last = bytes.last, last == 13 { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
+        if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return nil }  // blank
+        number += 1
+        do {
+            return .record(Item(number: number, tape: try JSONReader.parseRecord(bytes)))
+        } catch {
+            return .invalid(line: line, number: number, text: Array(bytes), error: "\(error)")
+        }
+    }
+}
+
+/// Writes records as JSON Lines to a file descriptor. Encoding runs in the calling task;
+/// the blocking write on `worker`.
+public final class JSONLinesSink: RecordSink {
+    private let fd: Int32
+    private let worker: WorkerThread
+    private let closeOnEnd: Bool
+    private let name: String
+
+    public init(fd: Int32, worker: WorkerThread, name: String, closeOnEnd: Bool = false) {
+        self.fd = fd
+        self.worker = worker
+        self.name = name
+        self.closeOnEnd = closeOnEnd
+    }
+
+    public func write(_ items: [Item]) async throws {
+        var out: [UInt8] = []
+        out.reserveCapacity(items.count * 200)
+        for item in items {
+            item.writeJSON(to: &out)
+            out.append(10)
+        }
+        let (fd, name, bytes) = (self.fd, self.name, out)
+        try await worker.run { try FileIO.writeAll(fd, bytes, what: name) }
+    }
+
+    public func close() async throws {
+        let (fd, closeOnEnd) = (self.fd, self.closeOnEnd)
+        await worker.run { if closeOnEnd { _ = Glibc.close(fd) } }
+    }
+}
+
+/// The dead-letter file: one JSON envelope per line, created (emptied) when the run starts.
+public final class DeadLetterFile: DeadLetterSink {
+    private let fd: Int32
+    private let worker: WorkerThread
+    public let path: String
+
+    public init(path: String, worker: WorkerThread) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw PipelineError(.io, "cannot open the dead-letter file \(path): \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        self.worker = worker
+        self.path = path
+    }
+
+    public func write(_ envelope: Record) async throws {
+        var out: [UInt8] = []
+        JSONWriter.write(Tape(envelope), to: &out)
+        out.append(10)
+        let (fd, path, bytes) = (self.fd, self.path, out)
+        try await worker.run { try FileIO.writeAll(fd, bytes, what: path) }
+    }
+
+    public func close() async throws {
+        let fd = self.fd
+        await worker.run { _ = Glibc.close(fd) }
+    }
+}

@@ -1,0 +1,219 @@
+import LuaPipeCore
+import LuaRuntime
+
+/// Presents a Lua plugin file as a `Plugin`. Its state lives on one worker thread; a batch of
+/// records crosses to it in one hop, and each record is marshalled once each way (as a tape,
+/// built and walked in C).
+///
+/// - Important: an instance whose call broke a limit (time, memory, interrupt) is torn down as
+///   far as it safely can be and replaced by a fresh one (setup again) before its next record.
+public final class LuaPlugin: Plugin {
+    public struct Settings: Sendable {
+        public var options: LuaState.Options
+        public var when: String?
+        /// The manifest's `timeout_ms`, for setup, tick, flush and teardown.
+        public var timeout: Duration
+        public init(options: LuaState.Options = .init(), when: String? = nil, timeout: Duration = .seconds(10)) {
+            self.options = options
+            self.when = when
+            self.timeout = timeout
+        }
+    }
+
+    public let source: LuaPluginSource
+    private let settings: Settings
+    private let confined: ThreadConfined<LuaInstance?>
+    private let context: PluginContext
+    private var timeout: Duration { settings.timeout }
+
+    public var worker: WorkerThread { confined.worker }
+
+    public init(source: LuaPluginSource, settings: Settings, context: PluginContext, on worker: WorkerThread) {
+        self.source = source
+        self.settings = settings
+        self.context = context
+        confined = ThreadConfined(nil, on: worker)
+    }
+
+    private func onWorker<T: Sendable>(_ body: @escaping @Sendable (inout LuaInstance?) throws -> T) async throws -> T {
+        let confined = self.confined
+        return try await confined.worker.run { try confined.withValue { try body(&$0) } }
+    }
+
+    public func setup(_ context: PluginContext) async throws {
+        let (source, settings, timeout) = (self.source, self.settings, self.timeout)
+        try await onWorker { instance in
+            do {
+                instance = try LuaInstance(source: source, settings: settings, context: context, timeout: timeout)
+            } catch let e as LuaError {
+                throw Self.error(e, context, nil)
+            }
+        }
+    }
+
+    public func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        let results = await processBatch([Item(number: context.recordNumber, record: record)], context, CallLimits(timeout: timeout))
+        switch results.first {
+        case .done(let record?, _)?: return .replace(record.record)
+        case .done(nil, _)?: return .drop
+        case .failed(let e)?: throw e
+        case nil: return .pass
+        }
+    }
+
+    public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        let (source, settings) = (self.source, self.settings)
+        do {
+            return try await onWorker { slot in
+                var results: [ItemResult] = []
+                results.reserveCapacity(items.count)
+                for item in items {
+                    guard let instance = slot else {
+                        results.append(.failed(PipelineError(.plugin, "the instance could not be rebuilt", plugin: context.info.id)))
+                        continue
+                    }
+                    do {
+                        results.append(try instance.process(item, timeout: limits.timeout))
+                    } catch let e as LuaError {
+                        results.append(.failed(Self.error(e, context, item.number)))
+                        if e.brokeLimit {
+                            slot = Self.rebuild(instance, source: source, settings: settings, context: context, timeout: limits.timeout)
+                        }
+                    }
+                }
+                return results
+            }
+        } catch {
+            let e = PipelineError.wrap(error, plugin: context.info.id, recordNumber: nil)
+            return items.map { _ in .failed(e) }
+        }
+    }
+
+    /// Replaces a broken instance: teardown of the old one (errors ignored), then a new state
+    /// and setup. Nil when the new one cannot be made (its records then fail).
+    static func rebuild(_ old: LuaInstance, source: LuaPluginSource, settings: Settings, context: PluginContext,
+                        timeout: Duration) -> LuaInstance? {
+        old.state.clearInterrupt()
+        old.teardown(timeout: timeout)
+        do {
+            return try LuaInstance(source: source, settings: settings, context: context, timeout: timeout)
+        } catch {
+            context.logger.error("could not replace the instance after it broke a limit: \(error)")
+            return nil
+        }
+    }
+
+    static func error(_ e: LuaError, _ context: PluginContext, _ number: Int?) -> PipelineError {
+        let code: PipelineError.Code = switch e.code {
+        case .timeout: .timeout
+        case .memory: .memory
+        case .interrupted: .cancelled
+        default: .plugin
+        }
+        let location = e.file.map { f in e.line.map { "\(f):\($0)" } ?? f }
+        return PipelineError(code, e.message, plugin: context.info.id, location: location, traceback: e.traceback,
+                             recordNumber: number.flatMap { $0 > 0 ? $0 : nil })
+    }
+
+    private func lifecycle(_ name: String) async throws {
+        let context = self.context
+        let timeout = self.timeout
+        let emits = try await onWorker { slot -> [Tape] in
+            guard let instance = slot else { return [] }
+            do {
+                return try instance.call(name, timeout: timeout)
+            } catch let e as LuaError {
+                throw Self.error(e, context, nil)
+            }
+        }
+        for t in emits { context.emit(tape: t) }
+    }
+
+    public func tick(_ context: PluginContext) async throws { try await lifecycle("tick") }
+    public func flush(_ context: PluginContext) async throws { try await lifecycle("flush") }
+
+    public func teardown(_ context: PluginContext) async {
+        let timeout = self.timeout
+        _ = try? await onWorker { slot in
+            slot?.teardown(timeout: timeout)
+            slot = nil  // lua_close runs here, on the state's own thread
+        }
+    }
+}
+
+/// One Lua state with a loaded plugin. Lives and dies on one worker thread.
+final class LuaInstance {
+    let state: LuaState
+    let table: LuaRef
+    let process: LuaRef
+    let when: LuaRef?
+    private var functions: [String: LuaRef] = [:]
+    private let context: PluginContext
+
+    init(source: LuaPluginSource, settings: LuaPlugin.Settings, context: PluginContext, timeout: Duration) throws {
+        self.context = context
+        let logger = context.logger
+        let host = LuaHost(shared: context.shared) { level, message in
+            switch level {
+            case "debug": logger.debug("\(message)")
+            case "warn": logger.warning("\(message)")
+            case "error": logger.error("\(message)")
+            default: logger.info("\(message)")
+            }
+        }
+        var options = settings.options
+        options.root = options.root ?? source.folder
+        state = try LuaState(options: options, host: host)
+        table = try state.load(file: source.path, timeout: timeout)
+        _ = try LuaPluginSource.check(state, table, path: source.path)
+        process = state.refField(table, "process")!
+        for f in ["setup", "tick", "flush", "teardown"] {
+            if let r = state.refField(table, f) { functions[f] = r }
+        }
+        if let expr = settings.when {
+            when = try state.load(LuaWhen.chunk(expr), chunkName: "=when", timeout: timeout)
+        } else {
+            when = nil
+        }
+        try state.setContext("config", Tape(context.config.objectValue.map { Value.object($0) } ?? context.config))
+        try state.setContext("plugin", Tape(Value.object([
+            "id": .string(context.info.id), "name": .string(context.info.name), "version": .string(context.info.version),
+        ])))
+        if let setup = functions["setup"] {
+            _ = try state.call(setup, arg: Tape(context.config), mode: .ignore, timeout: timeout)
+        }
+    }
+
+    func process(_ item: Item, timeout: Duration) throws -> ItemResult {
+        let out = try state.call(process, arg: item.tape, mode: .record, when: when, allowEmit: true,
+                                 recordNumber: item.number, timeout: timeout)
+        let emitted = out.emits.map { Item(number: item.number, tape: $0) }
+        switch out.result {
+        case .pass, .replace: return .done(record: Item(number: item.number, tape: out.output!), emitted: emitted)
+        case .drop: return .done(record: nil, emitted: emitted)
+        default: return .done(record: item, emitted: emitted)  // skipped by `when`
+        }
+    }
+
+    /// Calls tick or flush; returns what it emitted.
+    func call(_ name: String, timeout: Duration) throws -> [Tape] {
+        guard let fn = functions[name] else { return [] }
+        return try state.call(fn, mode: .ignore, allowEmit: true, timeout: timeout).emits
+    }
+
+    func teardown(timeout: Duration) {
+        guard let fn = functions["teardown"] else { return }
+        do {
+            _ = try state.call(fn, mode: .ignore, timeout: timeout)
+        } catch {
+            context.logger.error("teardown failed: \(error)")
+        }
+    }
+}
+
+/// The manifest's `when` expression, compiled as a function of `record`.
+enum LuaWhen {
+    static func chunk(_ expr: String) -> String {
+        "return function(record) return (\n" + expr + "\n) end"
+    }
+}

@@ -1,0 +1,221 @@
+import LuaPipeCore
+import Yams
+
+/// A pipeline manifest (SPEC §4), parsed and checked key by key: an unknown key, a wrong type
+/// or value is an error naming the file, the line, the entry and what to do.
+public struct Manifest: Sendable {
+    public struct Entry: Sendable {
+        public var index: Int
+        public var line: Int
+        public var use: String
+        public var id: String?
+        public var config: Value = .object(Record())
+        public var when: String?
+        public var timeoutMs = 10_000
+        public var onError: ErrorPolicy = .fail
+        public var maxErrors: Int?
+        public var after: [String] = []
+        public var before: [String] = []
+        public var tickMs: Int?
+        public var allow: [String] = []
+        public var memoryMb = 256
+        public var instances: Int?
+        public var enabled = true
+
+        /// "plugins[2] (mask)" for messages.
+        public var label: String { "plugins[\(index)] (\(id ?? use))" }
+    }
+
+    public var path: String
+    public var directory: String
+    public var api = 1
+    public var pluginPaths: [String] = []
+    public var deadLetter: String?
+    public var onInputError: ErrorPolicy = .fail
+    public var entries: [Entry] = []
+
+    static let topKeys = ["api", "plugin_paths", "dead_letter", "on_input_error", "plugins"]
+    static let entryKeys = ["use", "id", "config", "when", "timeout_ms", "on_error", "max_errors", "after", "before",
+                            "tick_ms", "allow", "memory_mb", "instances", "enabled"]
+
+    public static func load(path: String) throws(PipelineError) -> Manifest {
+        guard let bytes = FileIO.readAll(path) else {
+            throw PipelineError(.manifest, "\(path): cannot read the manifest (check the path)")
+        }
+        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(PipelineError) -> Manifest {
+        var m = Manifest(path: path, directory: FileIO.directory(of: FileIO.absolute(path)))
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw PipelineError(.manifest, "\(path): the manifest is empty; it needs at least `api: 1` and `plugins:`")
+            }
+            root = node
+        } catch let e as PipelineError {
+            throw e
+        } catch {
+            throw PipelineError(.manifest, "\(path): not valid YAML: \(error)")
+        }
+        let p = Parser(path: path)
+        guard case .mapping(let top) = root else { throw p.error(root, nil, "the manifest must be a mapping with `api` and `plugins`") }
+        var sawPlugins = false
+        for (k, v) in top {
+            let key = k.string ?? ""
+            switch key {
+            case "api":
+                m.api = try p.int(v, nil, "api")
+                if m.api != 1 { throw p.error(v, nil, "api \(m.api) is not supported; this luapipe reads manifests of api 1") }
+            case "plugin_paths": m.pluginPaths = try p.strings(v, nil, "plugin_paths").map { m.resolve($0) }
+            case "dead_letter": m.deadLetter = m.resolve(try p.string(v, nil, "dead_letter"))
+            case "on_input_error":
+                m.onInputError = try p.policy(v, nil, "on_input_error", allowed: [.fail, .drop, .deadLetter])
+            case "plugins":
+                sawPlugins = true
+                guard case .sequence(let seq) = v else { throw p.error(v, nil, "`plugins` must be a list of entries (- use: NAME)") }
+                for (i, node) in seq.enumerated() { m.entries.append(try p.entry(node, index: i)) }
+            default:
+                throw p.error(k, nil, "unknown key '\(key)'\(suggest(key, topKeys)); the top level takes \(topKeys.joined(separator: ", "))")
+            }
+        }
+        if !sawPlugins { throw PipelineError(.manifest, "\(path): no `plugins:` list; add one with at least one `- use: NAME`") }
+        if m.pluginPaths.isEmpty { m.pluginPaths = [m.directory + "/plugins", m.directory] }
+        return m
+    }
+
+    /// A path relative to the manifest's folder.
+    public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : directory + "/" + p }
+}
+
+/// "; did you mean 'timeout_ms'?" when a key is close to a known one.
+func suggest(_ key: String, _ known: [String]) -> String {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var row = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var prev = row[0]
+            row[0] = i + 1
+            for (j, cb) in b.enumerated() {
+                let cur = row[j + 1]
+                row[j + 1] = min(row[j + 1] + 1, row[j] + 1, prev + (ca == cb ? 0 : 1))
+                prev = cur
+            }
+        }
+        return row[b.count]
+    }
+    let best = known.map { ($0, distance(Array(key), Array($0))) }.min { $0.1 < $1.1 }
+    if let best, best.1 <= 2 { return "; did you mean '\(best.0)'?" }
+    return ""
+}
+
+/// Typed reads of YAML nodes with messages that point at the line.
+private struct Parser {
+    let path: String
+
+    func error(_ node: Node, _ entry: String?, _ what: String) -> PipelineError {
+        let line = node.mark.map { ":\($0.line)" } ?? ""
+        return PipelineError(.manifest, "\(path)\(line): " + (entry.map { "\($0): " } ?? "") + what,
+                             location: "\(path)\(line)")
+    }
+
+    func string(_ v: Node, _ entry: String?, _ key: String) throws(PipelineError) -> String {
+        guard case .scalar(let s) = v else { throw error(v, entry, "`\(key)` must be a string") }
+        return s.string
+    }
+
+    func int(_ v: Node, _ entry: String?, _ key: String, min: Int = 0) throws(PipelineError) -> Int {
+        guard case .scalar(let s) = v, s.style == .plain || s.style == .any, let i = Int(s.string) else {
+            throw error(v, entry, "`\(key)` must be a whole number")
+        }
+        guard i >= min else { throw error(v, entry, "`\(key)` must be at least \(min)") }
+        return i
+    }
+
+    func bool(_ v: Node, _ entry: String?, _ key: String) throws(PipelineError) -> Bool {
+        guard case .scalar(let s) = v, s.style == .plain || s.style == .any, let b = v.bool else {
+            throw error(v, entry, "`\(key)` must be true or false")
+        }
+        return b
+    }
+
+    func strings(_ v: Node, _ entry: String?, _ key: String) throws(PipelineError) -> [String] {
+        if case .scalar(let s) = v { return [s.string] }
+        guard case .sequence(let seq) = v else { throw error(v, entry, "`\(key)` must be a list of strings") }
+        var out: [String] = []
+        for n in seq {
+            guard case .scalar(let s) = n else { throw error(n, entry, "`\(key)` must be a list of strings") }
+            out.append(s.string)
+        }
+        return out
+    }
+
+    func policy(_ v: Node, _ entry: String?, _ key: String, allowed: [ErrorPolicy]) throws(PipelineError) -> ErrorPolicy {
+        let s = try string(v, entry, key)
+        guard let p = ErrorPolicy(rawValue: s), allowed.contains(p) else {
+            throw error(v, entry, "`\(key)` must be one of \(allowed.map(\.rawValue).joined(separator: ", ")) (got '\(s)')")
+        }
+        return p
+    }
+
+    func value(_ v: Node) -> Value {
+        switch v {
+        case .scalar(let s):
+            if s.style == .plain || s.style == .any {
+                if let i = Int64(s.string) { return .int(i) }
+                if let b = v.bool { return .bool(b) }
+                if v.null != nil { return .null }
+                if let d = v.float, s.string.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) { return .double(d) }
+            }
+            return .string(s.string)
+        case .sequence(let seq): return .array(seq.map(value))
+        case .mapping(let map):
+            var r = Record()
+            for (k, val) in map { r[k.string ?? ""] = value(val) }
+            return .object(r)
+        case .alias: return .null
+        }
+    }
+
+    func entry(_ node: Node, index: Int) throws(PipelineError) -> Manifest.Entry {
+        guard case .mapping(let map) = node else {
+            throw error(node, "plugins[\(index)]", "an entry must be a mapping with at least `use: NAME`")
+        }
+        var e = Manifest.Entry(index: index, line: node.mark?.line ?? 0, use: "")
+        var label = "plugins[\(index)]"
+        for (k, v) in map where k.string == "use" || k.string == "id" {
+            if case .scalar(let s) = v { label = "plugins[\(index)] (\(s.string))" }
+        }
+        var sawUse = false
+        for (k, v) in map {
+            let key = k.string ?? ""
+            switch key {
+            case "use": e.use = try string(v, label, key); sawUse = true
+            case "id": e.id = try string(v, label, key)
+            case "config":
+                guard case .mapping = v else { throw error(v, label, "`config` must be a mapping") }
+                e.config = value(v)
+            case "when": e.when = try string(v, label, key)
+            case "timeout_ms": e.timeoutMs = try int(v, label, key, min: 1)
+            case "on_error": e.onError = try policy(v, label, key, allowed: ErrorPolicy.allCases)
+            case "max_errors": e.maxErrors = try int(v, label, key, min: 1)
+            case "after": e.after = try strings(v, label, key)
+            case "before": e.before = try strings(v, label, key)
+            case "tick_ms": e.tickMs = try int(v, label, key, min: 1)
+            case "allow":
+                e.allow = try strings(v, label, key)
+                for a in e.allow where a != "io" && a != "os" {
+                    throw error(v, label, "`allow` takes io and os only (got '\(a)')")
+                }
+            case "memory_mb": e.memoryMb = try int(v, label, key, min: 1)
+            case "instances": e.instances = try int(v, label, key, min: 1)
+            case "enabled": e.enabled = try bool(v, label, key)
+            default:
+                throw error(k, label, "unknown key '\(key)'\(suggest(key, Manifest.entryKeys)); an entry takes \(Manifest.entryKeys.joined(separator: ", "))")
+            }
+        }
+        if !sawUse || e.use.isEmpty {
+            throw error(node, label, "missing `use`: name a discovered plugin, a .lua file or a native plugin")
+        }
+        return e
+    }
+}

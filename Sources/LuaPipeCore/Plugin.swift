@@ -1,0 +1,145 @@
+/// What a plugin call decides about the record it was given.
+public enum Disposition: Sendable, Equatable {
+    /// The record goes on unchanged.
+    case pass
+    /// This record goes on instead.
+    case replace(Record)
+    /// The record is dropped on purpose (counted as dropped).
+    case drop
+}
+
+/// A plugin instance as the pipeline sees it: Lua scripts, synchronous Swift plugins and async
+/// Swift plugins all present this one protocol (through `LuaPlugin`, `SyncPluginAdapter` and
+/// directly), and the pipeline cannot tell them apart.
+///
+/// Write an async Swift plugin by conforming a class to it; everything but `process` has a
+/// default. The pipeline calls one instance from one task at a time, in order, so an instance
+/// may keep mutable state without locks.
+/// - Important: `setup` runs before the first record; `teardown` exactly once if `setup`
+///   succeeded, also after failures and cancellation. Emit extra records with `context.emit`.
+public protocol Plugin: AnyObject {
+    func setup(_ context: PluginContext) async throws
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition
+    func tick(_ context: PluginContext) async throws
+    func flush(_ context: PluginContext) async throws
+    func teardown(_ context: PluginContext) async
+
+    /// False for plugins trusted to return promptly (the built-ins): their calls skip the
+    /// timeout race, which costs a task group per record.
+    var enforcesTimeout: Bool { get }
+
+    /// Processes a batch; the pipeline calls this. The default calls `process` for each item.
+    /// Adapters that cross to a worker thread override it to cross once per batch.
+    func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult]
+}
+
+/// Per-call limits from the manifest.
+public struct CallLimits: Sendable {
+    public var timeout: Duration
+    public init(timeout: Duration = .seconds(10)) { self.timeout = timeout }
+}
+
+/// What one record's call produced.
+public enum ItemResult: Sendable {
+    /// The call succeeded: `emitted` records first, then `record` unless it was dropped.
+    case done(record: Item?, emitted: [Item])
+    /// The call failed; the record is to be handled by the plugin's `on_error` policy.
+    case failed(PipelineError)
+}
+
+extension Plugin {
+    public var enforcesTimeout: Bool { true }
+    public func setup(_ context: PluginContext) async throws {}
+    public func tick(_ context: PluginContext) async throws {}
+    public func flush(_ context: PluginContext) async throws {}
+    public func teardown(_ context: PluginContext) async {}
+
+    public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        var results: [ItemResult] = []
+        results.reserveCapacity(items.count)
+        for item in items {
+            results.append(await processOne(item, context, limits))
+        }
+        return results
+    }
+
+    /// One record through `process`, with the timeout: the call is cancelled when it runs
+    /// past it. A plugin that ignores cancellation keeps its task running until it returns,
+    /// but the record has already failed with a timeout and the run goes on.
+    func processOne(_ item: Item, _ context: PluginContext, _ limits: CallLimits) async -> ItemResult {
+        context.begin(recordNumber: item.number)
+        let record = item.record
+        let outcome: Result<Disposition, any Error>
+        if enforcesTimeout {
+            outcome = await Self.race(UncheckedPlugin(self), record, context, limits.timeout)
+        } else {
+            do { outcome = .success(try await process(record, context)) } catch { outcome = .failure(error) }
+        }
+        let emitted = context.end()
+        switch outcome {
+        case .success(let d):
+            let out: Item? = switch d {
+            case .pass: item
+            case .replace(let r): Item(number: item.number, record: r)
+            case .drop: nil
+            }
+            return .done(record: out, emitted: emitted)
+        case .failure(let e):
+            return .failed(PipelineError.wrap(e, plugin: context.info.id, recordNumber: item.number))
+        }
+    }
+
+    /// Runs `process` against a timer; the loser is cancelled.
+    static func race(_ box: UncheckedPlugin, _ record: Record, _ context: PluginContext,
+                     _ timeout: Duration) async -> Result<Disposition, any Error> {
+        await withTaskGroup(of: Result<Disposition, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await box.plugin.process(record, context)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .failure(PipelineError(.timeout, "timeout: process ran past \(timeout)"))
+            }
+            var first: Result<Disposition, any Error>?
+            while first == nil, let next = await group.next() { first = next }
+            group.cancelAll()
+            return first ?? .failure(PipelineError(.cancelled, "cancelled"))
+        }
+    }
+}
+
+/// Lets the timeout race run the plugin's call in a child task.
+struct UncheckedPlugin: @unchecked Sendable {
+    // Safe because the pipeline never calls one instance twice at once: the racing child task
+    // is the only caller until the group ends (a plugin that ignores cancellation is the
+    // documented exception, and its instance is not called again before it returns).
+    let plugin: any Plugin
+    init(_ plugin: any Plugin) { self.plugin = plugin }
+}
+
+extension PipelineError {
+    /// Wraps what a plugin threw, keeping a PipelineError as it is.
+    public static func wrap(_ error: any Error, plugin: String?, recordNumber: Int?) -> PipelineError {
+        var e = (error as? PipelineError) ?? PipelineError(.plugin, String(describing: error))
+        if e.plugin == nil { e.plugin = plugin }
+        if e.recordNumber == nil, let recordNumber, recordNumber > 0 { e.recordNumber = recordNumber }
+        return e
+    }
+}
+
+/// A blocking Swift plugin, for authors who do not want `async`. Its calls run on the same
+/// dedicated worker threads as Lua (never on Swift's cooperative pool), batched.
+public protocol SyncPlugin: AnyObject {
+    func setup(_ context: PluginContext) throws
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition
+    func tick(_ context: PluginContext) throws
+    func flush(_ context: PluginContext) throws
+    func teardown(_ context: PluginContext)
+}
+
+extension SyncPlugin {
+    public func setup(_ context: PluginContext) throws {}
+    public func tick(_ context: PluginContext) throws {}
+    public func flush(_ context: PluginContext) throws {}
+    public func teardown(_ context: PluginContext) {}
+}

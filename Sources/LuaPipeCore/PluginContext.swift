@@ -1,0 +1,66 @@
+import Logging
+import Synchronization
+
+/// Who a plugin instance is.
+public struct PluginInfo: Sendable, Hashable {
+    /// The instance id from the manifest (default: the plugin's name).
+    public var id: String
+    public var name: String
+    public var version: String
+    public init(id: String, name: String, version: String) {
+        self.id = id
+        self.name = name
+        self.version = version
+    }
+}
+
+/// The context a plugin instance gets: its config, a log, the shared store and `emit`.
+/// One per instance; the pipeline begins and ends each call on it.
+public final class PluginContext: Sendable {
+    public let info: PluginInfo
+    public let config: Value
+    public let shared: SharedStore
+    public let logger: Logger
+    private let state = Mutex<(recordNumber: Int, emitted: [Item])>((0, []))
+
+    public init(info: PluginInfo, config: Value = .object(Record()), shared: SharedStore = SharedStore(),
+                logger: Logger = Logger(label: "luapipe")) {
+        self.info = info
+        self.config = config
+        self.shared = shared
+        var l = logger
+        l[metadataKey: "plugin"] = "\(info.id)"
+        self.logger = l
+    }
+
+    /// 1-based number of the input record the current call stems from (0 in tick/flush).
+    public var recordNumber: Int { state.withLock { $0.recordNumber } }
+
+    /// Sends an extra record downstream, after those emitted before it and before the record
+    /// the current call returns.
+    public func emit(_ record: Record) {
+        state.withLock { $0.emitted.append(Item(number: $0.recordNumber, record: record)) }
+    }
+
+    /// Emits a record already in tape form (adapters).
+    public func emit(tape: Tape) {
+        state.withLock { $0.emitted.append(Item(number: $0.recordNumber, tape: tape)) }
+    }
+
+    /// Starts a call (the pipeline and adapters call this).
+    public func begin(recordNumber: Int) {
+        state.withLock { $0 = (recordNumber, []) }
+    }
+
+    /// Ends a call and returns what it emitted.
+    public func end() -> [Item] {
+        state.withLock { s in
+            let e = s.emitted
+            s.emitted = []
+            return e
+        }
+    }
+
+    /// The config as a record (an empty one when the manifest gave none).
+    public var configRecord: Record { config.objectValue ?? Record() }
+}

@@ -1,0 +1,88 @@
+/// What a plugin's `on_error` says to do with a record whose call failed (SPEC §4).
+public enum ErrorPolicy: String, Sendable, CaseIterable {
+    case fail, skip, drop
+    case deadLetter = "dead-letter"
+}
+
+/// Makes one plugin instance (numbered from 0) for the context it will get. Called in
+/// pipeline order before the first record is read.
+public typealias PluginFactory = @Sendable (_ instance: Int, _ context: PluginContext) async throws -> any Plugin
+
+/// A predicate over records (the manifest's `when`), made per stage.
+public protocol RecordFilter: AnyObject {
+    /// One answer per item: true runs the plugin, false passes the record by.
+    func test(_ items: [Item]) async throws -> [Bool]
+    func close() async
+}
+
+public typealias FilterFactory = @Sendable () async throws -> any RecordFilter
+
+/// One manifest entry, resolved: everything the pipeline needs to run it.
+public struct StageSpec: Sendable {
+    public var info: PluginInfo
+    /// "lua", "swift" (async) or "swift-sync": shown in stats, never used to decide anything.
+    public var kind: String
+    public var config: Value
+    public var instances: Int
+    public var onError: ErrorPolicy
+    public var maxErrors: Int?
+    public var tick: Duration?
+    public var limits: CallLimits
+    public var makeInstance: PluginFactory
+    /// The `when` predicate, for plugins that do not evaluate it themselves.
+    public var makeFilter: FilterFactory?
+
+    public init(info: PluginInfo, kind: String, config: Value = .object(Record()), instances: Int = 1,
+                onError: ErrorPolicy = .fail, maxErrors: Int? = nil, tick: Duration? = nil,
+                limits: CallLimits = CallLimits(), makeFilter: FilterFactory? = nil,
+                makeInstance: @escaping PluginFactory) {
+        self.info = info
+        self.kind = kind
+        self.config = config
+        self.instances = max(1, instances)
+        self.onError = onError
+        self.maxErrors = maxErrors
+        self.tick = tick
+        self.limits = limits
+        self.makeFilter = makeFilter
+        self.makeInstance = makeInstance
+    }
+}
+
+/// Where the records come from. `nextBatch` returns what is available now (at least one
+/// event, at most a batch), or nil at the end of input or once `stop` is set.
+public protocol RecordSource: Sendable {
+    func nextBatch(stop: StopFlag) async throws -> [InputEvent]?
+}
+
+public enum InputEvent: Sendable {
+    case record(Item)
+    /// A line that is not a record: its line number, its record number, text and error.
+    case invalid(line: Int, number: Int, text: [UInt8], error: String)
+}
+
+/// Where records go. `write` may throw `PipelineError(.io)`; an `outputClosed` error ends the
+/// run quietly (a reader such as `head` went away).
+public protocol RecordSink: Sendable {
+    func write(_ items: [Item]) async throws
+    func close() async throws
+}
+
+/// Where records that failed under `dead-letter` go, as envelopes.
+public protocol DeadLetterSink: Sendable {
+    func write(_ envelope: Record) async throws
+    func close() async throws
+}
+
+/// A flag any thread may set to ask the run to stop reading.
+public final class StopFlag: Sendable {
+    private let flag = Mutex<Int32>(0)
+    public init() {}
+    /// Asks the run to stop; `signal` is the reason (e.g. SIGINT), 0 for none.
+    public func set(signal: Int32 = 0) { flag.withLock { if $0 == 0 { $0 = signal == 0 ? -1 : signal } } }
+    public var isSet: Bool { flag.withLock { $0 != 0 } }
+    /// The signal that stopped the run, if a signal did.
+    public var signal: Int32? { flag.withLock { $0 > 0 ? $0 : nil } }
+}
+
+import Synchronization

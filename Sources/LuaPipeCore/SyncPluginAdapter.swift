@@ -1,0 +1,73 @@
+/// Presents a blocking `SyncPlugin` as a `Plugin`: every call runs on the instance's worker
+/// thread, never on Swift's cooperative pool, and a batch of records crosses in one hop.
+///
+/// - Important: a synchronous call cannot be preempted. A call that runs past `timeout_ms`
+///   fails with a timeout error when it returns (its result is discarded); a call that never
+///   returns holds its worker thread. Use an async plugin when a call may block for long.
+public final class SyncPluginAdapter: Plugin {
+    private let confined: ThreadConfined<any SyncPlugin>
+    public var worker: WorkerThread { confined.worker }
+
+    /// Makes the plugin on `worker` (its initializer runs there too).
+    public init(on worker: WorkerThread, make: @escaping @Sendable () throws -> any SyncPlugin) async throws {
+        let made = try await worker.run { UnsafeTransferBox(try make()) }
+        confined = ThreadConfined(made.value, on: worker)
+    }
+
+    private func onWorker<T: Sendable>(_ body: @escaping @Sendable (any SyncPlugin) throws -> T) async throws -> T {
+        let confined = self.confined
+        return try await confined.worker.run { try confined.withValue { try body($0) } }
+    }
+
+    public func setup(_ context: PluginContext) async throws {
+        try await onWorker { try $0.setup(context) }
+    }
+
+    public func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        try await onWorker { try $0.process(record, context) }
+    }
+
+    public func tick(_ context: PluginContext) async throws { try await onWorker { try $0.tick(context) } }
+    public func flush(_ context: PluginContext) async throws { try await onWorker { try $0.flush(context) } }
+    public func teardown(_ context: PluginContext) async { _ = try? await onWorker { $0.teardown(context) } }
+
+    public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        let timeoutNanos = limits.timeout.nanoseconds
+        do {
+            return try await onWorker { plugin in
+                items.map { item in
+                    context.begin(recordNumber: item.number)
+                    let started = ContinuousClock.now
+                    let result: ItemResult
+                    do {
+                        let d = try plugin.process(item.record, context)
+                        let emitted = context.end()
+                        if (ContinuousClock.now - started).nanoseconds > timeoutNanos {
+                            return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
+                                                         plugin: context.info.id, recordNumber: item.number))
+                        }
+                        switch d {
+                        case .pass: result = .done(record: item, emitted: emitted)
+                        case .replace(let r): result = .done(record: Item(number: item.number, record: r), emitted: emitted)
+                        case .drop: result = .done(record: nil, emitted: emitted)
+                        }
+                    } catch {
+                        _ = context.end()
+                        result = .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))
+                    }
+                    return result
+                }
+            }
+        } catch {
+            let e = PipelineError.wrap(error, plugin: context.info.id, recordNumber: nil)
+            return items.map { _ in .failed(e) }
+        }
+    }
+}
+
+/// Carries a freshly made, not yet shared value off the thread that made it.
+struct UnsafeTransferBox<T>: @unchecked Sendable {
+    // Safe because the value was made by the job that returns it and nobody else holds it.
+    let value: T
+    init(_ value: T) { self.value = value }
+}

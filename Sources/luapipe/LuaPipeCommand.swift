@@ -1,0 +1,47 @@
+import ArgumentParser
+import LuaPipe
+import LuaPipeCore
+
+@main
+struct LuaPipeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "luapipe",
+        abstract: "Runs pipelines of Lua and Swift plugins over JSON Lines.",
+        version: "0.1.0",
+        subcommands: [Run.self, Check.self, Plugins.self]
+    )
+}
+
+/// Prints to stderr.
+func printError(_ s: String) {
+    var s = s
+    if !s.hasSuffix("\n") { s += "\n" }
+    FileHandleStderr.write(s)
+}
+
+enum FileHandleStderr {
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { b in _ = try? FileIO.writeAll(2, Array(b), what: "stderr") }
+    }
+}
+
+/// Exit codes of SPEC §6.
+enum Exit {
+    static let ok: Int32 = 0
+    static let failed: Int32 = 1
+    static let usage: Int32 = 2
+}
+
+/// Reports an error the way users read it: what, where, and a traceback when Lua gave one.
+func report(_ e: PipelineError) {
+    var s = "luapipe: error: "
+    if let plugin = e.plugin, !e.message.contains("plugins[") { s += "plugin '\(plugin)'" + (e.recordNumber.map { ", record \($0)" } ?? "") + ": " }
+    else if let n = e.recordNumber, e.code != .input { s += "record \(n): " }
+    s += e.message
+    if let tb = e.traceback {
+        let lines = tb.split(separator: "\n").prefix(8).map { "    " + $0.trimmingPrefix("\t") }
+        s += "\n  traceback:\n" + lines.joined(separator: "\n")
+    }
+    printError(s)
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import Dispatch
+import LuaPipe
+import LuaPipeCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a pipeline over JSON Lines.")
+
+    @Argument(help: "The pipeline manifest (YAML or JSON).") var manifest: String
+    @Option(help: "Input file, or - for stdin.") var input: String = "-"
+    @Option(help: "Output file, or - for stdout.") var output: String = "-"
+    @Option(help: "Worker threads for Lua and synchronous Swift plugins.") var workers: Int = 2
+    @Option(name: .customLong("dead-letter"), help: "Where records that fail under dead-letter go (overrides the manifest).")
+    var deadLetter: String?
+    @Option(name: .customLong("on-input-error"), help: "fail, drop or dead-letter: what to do with lines that are not records.")
+    var onInputError: String?
+    @Flag(help: "Print a per-plugin table on stderr at the end.") var stats = false
+    @Option(name: .customLong("stats-json"), help: "Write the run's figures as JSON to this file.") var statsJSON: String?
+    @Flag(help: "Allow output in a different order than input (the output is in input order either way today).")
+    var unordered = false
+
+    func validate() throws {
+        if workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if let p = onInputError, !["fail", "drop", "dead-letter"].contains(p) {
+            throw ValidationError("--on-input-error must be fail, drop or dead-letter (got '\(p)')")
+        }
+    }
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let m: Manifest
+        do { m = try Manifest.load(path: manifest) } catch {
+            report(error)
+            throw ExitCode(Exit.usage)
+        }
+        let pool = WorkerPool(count: workers)
+        let io = WorkerPool(count: 2, name: "luapipe-io")
+        defer {
+            pool.shutdown()
+            io.shutdown()
+        }
+        let builder = PipelineBuilder(
+            manifest: m, registry: PluginRegistry(),
+            options: .init(workers: workers, deadLetter: deadLetter.map { FileIO.absolute($0) },
+                           onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:))),
+            pool: pool)
+        let resolved: [PipelineBuilder.Resolved]
+        do { resolved = try await builder.resolve() } catch {
+            report(error)
+            throw ExitCode(Exit.usage)
+        }
+
+        // Files before any plugin is set up: a wrong path is a usage error.
+        let inFD: Int32 = input == "-" ? 0 : open(input, O_RDONLY | O_CLOEXEC)
+        if inFD < 0 {
+            printError("luapipe: error: cannot open --input \(input): \(String(cString: strerror(errno)))")
+            throw ExitCode(Exit.usage)
+        }
+        let outFD: Int32 = output == "-" ? 1 : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if outFD < 0 {
+            printError("luapipe: error: cannot open --output \(output): \(String(cString: strerror(errno)))")
+            throw ExitCode(Exit.usage)
+        }
+        var dlq: DeadLetterFile?
+        if let path = builder.deadLetterPath {
+            do { dlq = try DeadLetterFile(path: path, worker: io.workers[1]) } catch {
+                report(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
+                throw ExitCode(Exit.usage)
+            }
+        }
+
+        let stop = StopFlag()
+        let signals = Self.watchSignals(stop)
+        defer { signals.forEach { $0.cancel() } }
+
+        let pipeline = Pipeline(stages: builder.stages(resolved))
+        let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-")
+        let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
+        let outcome: Pipeline.Outcome
+        do {
+            outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
+                                             onInputError: builder.onInputError, stop: stop)
+        } catch {
+            report(error)
+            throw ExitCode(Exit.failed)
+        }
+        writeStats(outcome.stats)
+        if let e = outcome.error {
+            report(e)
+            throw ExitCode(Exit.failed)
+        }
+        if let sig = outcome.signal { throw ExitCode(128 + sig) }
+    }
+
+    func writeStats(_ s: RunStats) {
+        if stats { printError(s.table) }
+        if let path = statsJSON {
+            let text = JSONWriter.encode(s.json) + "\n"
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                printError("luapipe: error: cannot write --stats-json \(path): \(String(cString: strerror(errno)))")
+                return
+            }
+            defer { close(fd) }
+            try? FileIO.writeAll(fd, Array(text.utf8), what: path)
+        }
+    }
+
+    /// SIGINT and SIGTERM stop reading; records in flight finish, then teardown and stats.
+    static func watchSignals(_ stop: StopFlag) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stop.set(signal: sig) }
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,1 +1,0 @@
-print("luapipe: the command line arrives with the CLI issue")
