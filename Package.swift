@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "luapipeTests", dependencies: ["LuaPipeCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "luapipeTests", dependencies: ["luapipe"]),
     ]
 )

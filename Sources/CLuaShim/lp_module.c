@@ -56,6 +56,12 @@ static int lp_emit(lua_State *L) {
     lp_tape_write(L, 1, &s->a, "emitted record");
     if (s->a.data[0] != LP_T_OBJECT)
         return luaL_error(L, "ctx.emit expects a record (a table with string keys), not a list");
+    // Emitted records live outside the Lua heap until the call ends: they count against the
+    // state's memory limit too, so a plugin cannot flood the host with them.
+    if (c->mem_limit && c->call->emits.len + s->a.len + c->mem_used > c->mem_limit) {
+        c->limit_hit = LP_LIMIT_MEMORY;
+        return luaL_error(L, "not enough memory: emitted records exceed the plugin's memory limit");
+    }
     lp_buf_put(L, &c->call->emits, s->a.data, s->a.len);
     c->call->emit_count++;
     return 0;

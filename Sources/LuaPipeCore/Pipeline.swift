@@ -65,15 +65,16 @@ public final class Pipeline: Sendable {
         let channels = (0...stages.count).map { _ in Channel<StageMessage>(capacity: queueDepth) }
         var pluginStats: [PluginStats] = stages.map { PluginStats(id: $0.info.id, kind: $0.kind) }
 
-        await withTaskGroup(of: (Int, PluginStats)?.self) { group in
-            group.addTask { await Self.read(source, into: channels[0], run: run, deadLetter: deadLetter, policy: onInputError); return nil }
+        enum Finished: Sendable { case reader, stage(Int, PluginStats), ticker, writer }
+        await withTaskGroup(of: Finished.self) { group in
+            group.addTask { await Self.read(source, into: channels[0], run: run, deadLetter: deadLetter, policy: onInputError); return .reader }
             for (i, spec) in stages.enumerated() {
                 let runner = StageRunner(spec: spec, instances: setUp[i], filter: filters[i], input: channels[i],
                                          output: channels[i + 1], run: run, deadLetter: deadLetter)
                 let box = UnsafeTransfer(runner)
                 group.addTask {
                     var r = box.value
-                    return (i, await r.run())
+                    return .stage(i, await r.run())
                 }
                 if let tick = spec.tick {
                     let input = channels[i]
@@ -83,14 +84,18 @@ public final class Pipeline: Sendable {
                             if input.isFinished { break }
                             await input.send(.tick)
                         }
-                        return nil
+                        return .ticker
                     }
                 }
             }
             let last = channels[channels.count - 1]
-            group.addTask { await Self.write(from: last, to: sink, run: run); return nil }
+            group.addTask { await Self.write(from: last, to: sink, run: run); return .writer }
             for await result in group {
-                if let (i, s) = result { pluginStats[i] = s }
+                switch result {
+                case .stage(let i, let s): pluginStats[i] = s
+                case .writer: group.cancelAll()  // everything is written: stop the tickers' sleep
+                case .reader, .ticker: break
+                }
             }
         }
 

@@ -79,7 +79,11 @@ let hostSharedSet: lp_host_fn = { ctx, args, len, result in
     case .failure(let f): return hostFail(result, f.message)
     case .success(let k):
         let v = a.count > 1 ? a[1] : .null
-        store.set(k, v.isNull ? nil : v)
+        do {
+            try store.set(k, v.isNull ? nil : v)
+        } catch {
+            return hostFail(result, (error as? PipelineError)?.message ?? "\(error)")
+        }
         hostWrite(result, [])
         return 0
     }

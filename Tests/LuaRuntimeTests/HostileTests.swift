@@ -10,7 +10,7 @@ import Glibc
 /// 200 ms deadline and a 32 MB memory limit. Its first line says how it must end:
 ///   -- expect: timeout | memory | error: <text the message contains>
 /// Every case must end in that reported error: never a crash, a hang or an escape.
-@Suite("Hostile Lua")
+@Suite("Hostile Lua", .serialized)
 struct HostileTests {
     static let dir = fixturePath("hostile")
 

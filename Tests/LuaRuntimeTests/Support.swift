@@ -6,13 +6,14 @@ import Testing
 import Glibc
 #endif
 
-/// Lua runs on a worker thread in tests too, never on the cooperative pool.
-let testWorker = WorkerThread(name: "lua-test")
-
+/// Lua runs on a worker thread in tests too, never on the cooperative pool: one per call, so
+/// parallel test cases do not queue behind each other.
 func withLua<T: Sendable>(_ options: LuaState.Options = .init(memoryLimit: 64 << 20),
                           host: LuaHost = LuaHost(shared: SharedStore()),
                           _ body: @escaping @Sendable (LuaState) throws -> T) async throws -> T {
-    try await testWorker.run {
+    let worker = WorkerThread(name: "lua-test")
+    defer { worker.shutdown() }
+    return try await worker.run {
         let lua = try LuaState(options: options, host: host)
         let result = try body(lua)
         #expect(lua.stackTop == 0, "stack not balanced")

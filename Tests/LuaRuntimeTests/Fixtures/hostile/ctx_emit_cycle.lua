@@ -1,4 +1,4 @@
--- expect: error: emitted record: field 'a.b'
+-- expect: error: emitted record: field 'a.b.c': the table contains itself
 -- ctx.emit with a cycle two levels down: the message names the field.
 return function(record, ctx)
   local r = { a = { b = {} } }

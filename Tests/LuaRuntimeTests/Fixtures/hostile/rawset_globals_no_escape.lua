@@ -6,13 +6,11 @@ local allowed = {
   setmetatable = 1, tonumber = 1, tostring = 1, type = 1, xpcall = 1, collectgarbage = 1, warn = 1,
   coroutine = 1, math = 1, os = 1, string = 1, table = 1, utf8 = 1, luapipe = 1,
 }
-local forbidden = { "dump", "execute", "exit", "getenv", "remove", "rename", "tmpname", "popen", "open",
-  "loadlib", "searchpath", "getregistry", "sethook", "setlocale", "dofile", "loadfile", "_emit", "_limit_hit" }
+local forbidden = { "dump", "execute", "exit", "getenv", "rename", "tmpname", "popen", "open", "loadlib",
+  "searchpath", "getregistry", "sethook", "setlocale", "dofile", "loadfile", "_emit", "_limit_hit", "cpath" }
 return function(record)
   rawset(_G, "probe", true)
   assert(rawget(_G, "probe") == true and probe == true)
-  rawset(_G, "io", nil)
-  rawset(_G, "debug", nil)
   local extra = {}
   for k, v in pairs(_G) do
     if not allowed[k] and k ~= "probe" then extra[#extra + 1] = tostring(k) end
@@ -25,6 +23,7 @@ return function(record)
   for _, name in ipairs(forbidden) do
     if rawget(_G, name) ~= nil then extra[#extra + 1] = name end
   end
+  if os.remove ~= nil then extra[#extra + 1] = "os.remove" end
   if getmetatable(_G) ~= nil then extra[#extra + 1] = "a metatable on _G" end
   if #extra > 0 then error("unexpected globals: " .. table.concat(extra, ", ")) end
   error("sandbox inventory ok")

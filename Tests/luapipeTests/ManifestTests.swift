@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+@Suite("Manifest errors, end to end", .serialized)
+struct ManifestTests {
+    static func manifest(_ text: String) throws -> String {
+        let dir = Binary.temp("m-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/plugins", withDestinationPath: Binary.fixtures + "/plugins")
+        try text.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        return dir + "/p.yaml"
+    }
+
+    @Test("each manifest error exits 2 before any record is read, naming the entry and what to do", arguments: [
+        ("api: 1\nplugins:\n  - use: upper\n    timout_ms: 5\n", "p.yaml:4: plugins[0] (upper): unknown key 'timout_ms'; did you mean 'timeout_ms'?"),
+        ("api: 1\nplugins:\n  - use: nope\n", "plugin 'nope' not found"),
+        ("api: 2\nplugins:\n  - use: upper\n", "api 2 is not supported"),
+        ("api: 1\nplugins:\n  - use: upper\n    when: \"record.x ==\"\n", "bad `when` expression"),
+        ("api: 1\nplugins:\n  - use: upper\n    id: a\n    after: [b]\n  - use: lifecycle\n    id: b\n    after: [a]\n", "form a cycle: a -> b -> a"),
+        ("api: 1\nplugins:\n  - use: upper\n  - use: upper\n", "two entries have the id 'upper'"),
+        ("api: 1\nplugins:\n  - use: upper\n    on_error: dead-letter\n", "needs a dead-letter file"),
+        ("api: 1\nplugins:\n  - use: upper\n    timeout_ms: soon\n", "`timeout_ms` must be a whole number"),
+        ("api: 1\nplugins:\n  - use: upper\n    on_error: retry\n", "`on_error` must be one of fail, skip, drop, dead-letter"),
+        ("api: 1\nplugins:\n  - use: lifecycle\n    instances: 2\n", "needs a parallel plugin"),
+        ("api: 1\nplugins:\n  - use: upper\n    allow: [net]\n", "`allow` takes io and os only"),
+        ("api: 1\nplugns: []\n", "unknown key 'plugns'; did you mean 'plugins'?"),
+        ("api: 1\nplugins:\n  - use: upper\n    after: [ghost]\n", "no entry has the id 'ghost'"),
+        ("api: 1\nplugins:\n  - id: x\n", "missing `use`"),
+        ("api: [1\n", "not valid YAML"),
+    ])
+    func manifestErrors(_ text: String, _ expected: String) throws {
+        let path = try Self.manifest(text)
+        let r = try Binary.run(["run", path], input: "{\"name\":\"a\"}\n")
+        #expect(r.status == 2)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(!r.stderr.contains("setup ran"))
+        let c = try Binary.run(["check", path])
+        #expect(c.status == 2)
+    }
+
+    @Test("a plugin whose declared name differs from its file name is refused")
+    func nameMismatch() throws {
+        let path = try Self.manifest("api: 1\nplugins:\n  - use: other\n")
+        try "return { name = 'upper', version = '1.0.0', api = 1, process = function() end }"
+            .write(toFile: FileManager.default.temporaryDirectory.path + "/x", atomically: true, encoding: .utf8)
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.removeItem(atPath: dir + "/plugins")
+        try FileManager.default.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
+        try "return { name = 'upper', version = '1.0.0', api = 1, process = function() end }"
+            .write(toFile: dir + "/plugins/other.lua", atomically: true, encoding: .utf8)
+        let r = try Binary.run(["check", path])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("declares name 'upper', not 'other'"), "\(r.stderr)")
+    }
+
+    @Test("check prints the resolved pipeline in order with kinds and versions")
+    func check() throws {
+        let path = try Self.manifest("api: 1\nplugins:\n  - use: upper\n  - use: set\n    config: {fields: {a: 1}}\n    before: [upper]\n")
+        let r = try Binary.run(["check", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("1. set: set 1.0.0 [swift]"), "\(r.stdout)")
+        #expect(r.stdout.contains("2. upper: upper 1.0.0 [lua]"), "\(r.stdout)")
+    }
+
+    @Test("plugins lists Lua and native plugins")
+    func plugins() throws {
+        let r = try Binary.run(["plugins", "--path", Binary.fixtures + "/plugins"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("upper") && r.stdout.contains("lua"))
+        #expect(r.stdout.contains("throttle") && r.stdout.contains("swift"))
+    }
+}

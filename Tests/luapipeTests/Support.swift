@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+/// Runs the built `luapipe` binary (LUAPIPE_BIN, or the debug build next to the tests).
+enum Binary {
+    static var path: String {
+        if let p = ProcessInfo.processInfo.environment["LUAPIPE_BIN"], !p.isEmpty { return p }
+        return packageRoot + "/.build/debug/luapipe"
+    }
+
+    static var packageRoot: String {
+        let here = URL(fileURLWithPath: #filePath)
+        return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    static var fixtures: String { packageRoot + "/Tests/luapipeTests/Fixtures" }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var lines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+    }
+
+    /// Runs luapipe with `args`, feeding `input` on stdin; kills it after `timeout`.
+    static func run(_ args: [String], input: String = "", timeout: TimeInterval = 60, cwd: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd ?? fixtures)
+        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+        p.standardInput = inPipe
+        p.standardOutput = outPipe
+        p.standardError = errPipe
+        try p.run()
+        let writer = Thread {
+            inPipe.fileHandleForWriting.write(input.data(using: .utf8)!)
+            try? inPipe.fileHandleForWriting.close()
+        }
+        writer.start()
+        let out = Collector(outPipe.fileHandleForReading), err = Collector(errPipe.fileHandleForReading)
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            p.terminate()
+            Issue.record("luapipe \(args) did not end within \(timeout) s")
+        }
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: out.text(), stderr: err.text())
+    }
+
+    /// Starts luapipe and returns the process and its pipes, for streaming and signal tests.
+    static func start(_ args: [String], cwd: String? = nil) throws -> (Process, Pipe, Pipe, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd ?? fixtures)
+        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
+        p.standardInput = inPipe
+        p.standardOutput = outPipe
+        p.standardError = errPipe
+        try p.run()
+        return (p, inPipe, outPipe, errPipe)
+    }
+
+    static func temp(_ name: String) -> String {
+        let dir = NSTemporaryDirectory() + "luapipe-tests-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir + "/" + name
+    }
+
+    static func stats(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    /// The accounting identity of SPEC §7.
+    static func balanced(_ s: [String: Any]) -> Bool {
+        func n(_ k: String) -> Int { (s[k] as? NSNumber)?.intValue ?? -1 }
+        return n("records_in") + n("emitted") == n("records_out") + n("dropped") + n("dead_lettered") + n("failed")
+    }
+}
+
+/// Reads a pipe to its end on a background thread.
+final class Collector: @unchecked Sendable {
+    private var data = Data()
+    private let lock = NSLock()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread {
+            let d = handle.readDataToEndOfFile()
+            self.lock.lock()
+            self.data = d
+            self.lock.unlock()
+            self.done.signal()
+        }.start()
+    }
+
+    func text() -> String {
+        done.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
