@@ -62,6 +62,20 @@ public final class Pipeline: Sendable {
         }
 
         let run = RunState(stop: stop)
+        // Cancelling the task that runs the pipeline stops it like a signal: reading ends,
+        // records in flight finish, every instance is torn down.
+        return await withTaskCancellationHandler {
+            await self.flow(setUp, filters, run, source, sink, deadLetter, onInputError, started)
+        } onCancel: {
+            stop.set()
+        }
+    }
+
+    private func flow(_ setUp: [[Instance]], _ filters: [(any RecordFilter)?], _ run: RunState,
+                      _ source: any RecordSource, _ sink: any RecordSink, _ deadLetter: (any DeadLetterSink)?,
+                      _ onInputError: ErrorPolicy, _ started: ContinuousClock.Instant) async -> Outcome {
+        let stages = self.stages
+        let stop = run.stop
         let channels = (0...stages.count).map { _ in Channel<StageMessage>(capacity: queueDepth) }
         var pluginStats: [PluginStats] = stages.map { PluginStats(id: $0.info.id, kind: $0.kind) }
 

@@ -1,0 +1,54 @@
+import LuaPipeCore
+import Synchronization
+
+/// A source that serves records from memory, `batchSize` at a time (for tests).
+public final class ArraySource: RecordSource {
+    private let batches: Mutex<[[InputEvent]]>
+
+    public init(_ records: [Record], batchSize: Int = 256) {
+        var events: [[InputEvent]] = []
+        var n = 0
+        var i = 0
+        while i < records.count {
+            let slice = records[i..<min(records.count, i + batchSize)]
+            events.append(slice.map { r in
+                n += 1
+                return .record(Item(number: n, record: r))
+            })
+            i += batchSize
+        }
+        batches = Mutex(events)
+    }
+
+    public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
+        if stop.isSet { return nil }
+        return batches.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    }
+}
+
+/// A source that never ends by itself: it yields one record every `interval` until stopped.
+public final class EndlessSource: RecordSource {
+    private let interval: Duration
+    private let count = Mutex(0)
+    public init(every interval: Duration) { self.interval = interval }
+
+    public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
+        if stop.isSet { return nil }
+        try? await Task.sleep(for: interval)
+        if stop.isSet { return nil }
+        let n = count.withLock { $0 += 1; return $0 }
+        return [.record(Item(number: n, record: ["n": .int(Int64(n))]))]
+    }
+}
+
+/// A sink that keeps what it gets (for tests).
+public final class CollectingSink: RecordSink, DeadLetterSink {
+    private let items = Mutex<[Record]>([])
+    public init() {}
+    public func write(_ batch: [Item]) async throws { items.withLock { $0.append(contentsOf: batch.map(\.record)) } }
+    public func write(_ envelope: Record) async throws { items.withLock { $0.append(envelope) } }
+    public func close() async throws {}
+    public var records: [Record] { items.withLock { $0 } }
+    /// The records as JSON lines, for exact comparisons.
+    public var lines: [String] { records.map { JSONWriter.encode($0) } }
+}

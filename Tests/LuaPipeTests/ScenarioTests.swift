@@ -1,0 +1,143 @@
+import LuaPipe
+import LuaPipeCore
+import LuaPipeTesting
+import Testing
+
+/// One scenario suite, run unchanged over a Lua, a sync Swift and an async Swift
+/// implementation of the same plugin: the pipeline cannot tell them apart.
+@Suite("Scenarios over every plugin kind")
+struct ScenarioTests {
+    enum Kind: String, CaseIterable, Sendable { case lua, sync, async }
+
+    static let fixtures: String = {
+        let here = String(#filePath)
+        return String(here[..<here.lastIndex(of: "/")!]) + "/Fixtures"
+    }()
+
+    static func registry(_ kind: Kind) -> PluginRegistry {
+        let r = PluginRegistry()
+        switch kind {
+        case .lua: break
+        case .sync: r.registerSync("scenario", parallel: true) { _ in ScenarioSync() }
+        case .async: r.register("scenario", parallel: true) { _ in ScenarioAsync() }
+        }
+        r.registerSync("sleeper", parallel: true) { _ in Sleeper() }
+        return r
+    }
+
+    /// Runs `entries` (manifest plugin entries, YAML) over `records` with the plugin of `kind`.
+    static func run(_ kind: Kind, _ entries: String, _ records: [Record], shared: SharedStore = SharedStore(),
+                    stop: StopFlag = StopFlag(), source: (any RecordSource)? = nil) async throws -> (Pipeline.Outcome, CollectingSink, CollectingSink) {
+        let text = "api: 1\nplugin_paths: [\(kind == .lua ? "plugins" : "none")]\nplugins:\n" + entries
+        let manifest = try Manifest.parse(text, path: fixtures + "/scenario.yaml")
+        let pool = WorkerPool(count: 2)
+        defer { pool.shutdown() }
+        let builder = PipelineBuilder(manifest: manifest, registry: registry(kind), options: .init(workers: 2, deadLetter: "unused"), pool: pool)
+        let stages = builder.stages(try await builder.resolve())
+        let sink = CollectingSink(), dead = CollectingSink()
+        let outcome = try await Pipeline(stages: stages, shared: shared).run(
+            source: source ?? ArraySource(records, batchSize: 3), sink: sink, deadLetter: dead, stop: stop)
+        return (outcome, sink, dead)
+    }
+
+    static let input: [Record] = [
+        ["n": 1], ["n": 2, "action": "drop"], ["n": 3, "action": "replace"], ["n": 4, "action": "emit"], ["n": 5],
+    ]
+
+    @Test("every result kind, emit order and flush", arguments: Kind.allCases)
+    func results(_ kind: Kind) async throws {
+        let (outcome, sink, _) = try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n", Self.input)
+        #expect(outcome.error == nil)
+        #expect(sink.lines == [
+            #"{"n":1,"seen_a":true}"#, #"{"n":3,"replaced":true}"#, #"{"from":4,"i":1}"#, #"{"from":4,"i":2}"#,
+            #"{"n":4,"action":"emit","seen_a":true}"#, #"{"n":5,"seen_a":true}"#, #"{"flushed":"a","seen":3}"#,
+        ])
+        let s = outcome.stats
+        #expect(s.balanced && s.recordsIn == 5 && s.recordsOut == 7 && s.dropped == 1 && s.emitted == 3)
+    }
+
+    @Test("flush in pipeline order: the downstream flush sees what the upstream flush emitted", arguments: Kind.allCases)
+    func flushOrder(_ kind: Kind) async throws {
+        let (_, sink, _) = try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n  - use: scenario\n    id: b\n    instances: 1\n", [["n": 1]])
+        #expect(sink.lines == [
+            #"{"n":1,"seen_a":true,"seen_b":true}"#, #"{"flushed":"a","seen":1,"seen_b":true}"#, #"{"flushed":"b","seen":2}"#,
+        ])
+    }
+
+    @Test("setup in order before any record; teardown once each, in reverse order, also after a failure", arguments: Kind.allCases)
+    func lifecycleOnFailure(_ kind: Kind) async throws {
+        let shared = SharedStore()
+        let (outcome, sink, _) = try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n  - use: scenario\n    id: b\n    instances: 1\n",
+                                                    [["n": 1], ["n": 2, "action": "fail"], ["n": 3]], shared: shared)
+        #expect(outcome.error?.message.contains("boom at 2") == true, "\(String(describing: outcome.error))")
+        #expect(outcome.error?.plugin == "a" && outcome.error?.recordNumber == 2)
+        #expect(sink.lines == [#"{"n":1,"seen_a":true,"seen_b":true}"#])  // no flush after a failure
+        #expect(shared.get("setup:a") == .int(1) && shared.get("setup:b") == .int(2))
+        #expect(shared.get("teardown:b") == .int(3) && shared.get("teardown:a") == .int(4))
+        #expect(outcome.stats.balanced, "\(outcome.stats.json)")
+    }
+
+    @Test("skip, drop and dead-letter give the same records whatever the kind", arguments: Kind.allCases)
+    func policies(_ kind: Kind) async throws {
+        let records: [Record] = [["n": 1], ["n": 2, "action": "fail"], ["n": 3]]
+        let (_, skipped, _) = try await Self.run(kind, "  - use: scenario\n    instances: 1\n    on_error: skip\n", records)
+        #expect(skipped.lines.prefix(3) == [#"{"n":1,"seen_scenario":true}"#, #"{"n":2,"action":"fail"}"#, #"{"n":3,"seen_scenario":true}"#])
+        let (o, dropped, _) = try await Self.run(kind, "  - use: scenario\n    instances: 1\n    on_error: drop\n", records)
+        #expect(dropped.lines.count == 3 && o.stats.dropped == 1 && o.stats.balanced)
+        let (o2, _, dead) = try await Self.run(kind, "  - use: scenario\n    instances: 1\n    on_error: dead-letter\n", records)
+        #expect(dead.records.count == 1 && o2.stats.deadLettered == 1 && o2.stats.balanced)
+        #expect(dead.records.first?["record"] == .object(["n": 2, "action": "fail"]))
+        #expect(dead.records.first?["record_number"] == .int(2))
+        let (o3, _, _) = try await Self.run(kind, "  - use: scenario\n    instances: 1\n    on_error: skip\n    max_errors: 1\n", records)
+        #expect(o3.stats.plugins.first?.disabled == true && o3.stats.plugins.first?.errors == 1)
+    }
+
+    @Test("cancelling the run stops reading; records in flight finish and every instance is torn down", arguments: Kind.allCases)
+    func cancellation(_ kind: Kind) async throws {
+        let shared = SharedStore()
+        let task = Task {
+            try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n", [], shared: shared, source: EndlessSource(every: .milliseconds(5)))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        let (outcome, sink, _) = try await task.value
+        #expect(outcome.stats.recordsIn > 0 && outcome.stats.balanced, "\(outcome.stats.json)")
+        #expect(sink.records.count == outcome.stats.recordsOut)
+        #expect(shared.get("teardown:a") != nil)
+    }
+
+    @Test("a parallel plugin with 2 instances counts exactly and keeps input order", arguments: Kind.allCases)
+    func parallelSharedCounter(_ kind: Kind) async throws {
+        let records = (1...20_000).map { Record(["n": .int(Int64($0))]) }
+        let shared = SharedStore()
+        let (outcome, sink, _) = try await Self.run(kind, "  - use: scenario\n    id: p\n    instances: 2\n", records, shared: shared)
+        #expect(outcome.error == nil)
+        #expect(shared.get("seen") == .int(20_000))
+        let ns = sink.records.compactMap { $0["n"]?.intValue }
+        #expect(ns == (1...20_000).map(Int64.init))
+    }
+
+    @Test("blocking sync plugins never run on the cooperative pool: async work goes on meanwhile")
+    func blockingStaysOffThePool() async throws {
+        let progress = ProgressCounter()
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(10))
+                progress.bump()
+            }
+        }
+        // Two instances block both worker threads for 600 ms each; the pool has 2 threads too.
+        let records = (1...6).map { _ in Record(["ms": 200]) }
+        _ = try await Self.run(.sync, "  - use: sleeper\n    instances: 2\n", records)
+        ticker.cancel()
+        #expect(progress.value > 20, "async work made \(progress.value) steps while plugins blocked")
+    }
+}
+
+final class ProgressCounter: Sendable {
+    private let n = Mutex(0)
+    func bump() { n.withLock { $0 += 1 } }
+    var value: Int { n.withLock { $0 } }
+}
+
+import Synchronization
