@@ -1,4 +1,5 @@
 import LuaPipeCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,10 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     private var eof = false
     private var line = 0
     private var number = 0
+    private let progress = Atomic<Int>(0)
+
+    /// Records read so far (any thread may ask: the progress display does).
+    public var recordsRead: Int { progress.load(ordering: .relaxed) }
 
     public init(fd: Int32, worker: WorkerThread, closeOnEnd: Bool = false) {
         self.fd = fd
@@ -100,6 +105,7 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
         if let last = bytes.last, last == 13 { bytes = UnsafeBufferPointer(rebasing: bytes.dropLast()) }
         if bytes.allSatisfy({ $0 == 32 || $0 == 9 }) { return nil }  // blank
         number += 1
+        progress.store(number, ordering: .relaxed)
         do {
             return .record(Item(number: number, tape: try JSONReader.parseRecord(bytes)))
         } catch {

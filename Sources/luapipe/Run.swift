@@ -80,6 +80,8 @@ struct Run: AsyncParsableCommand {
         let pipeline = Pipeline(stages: builder.stages(resolved))
         let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-")
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
+        let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
+        defer { progress?.cancel() }
         let outcome: Pipeline.Outcome
         do {
             outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
@@ -107,6 +109,23 @@ struct Run: AsyncParsableCommand {
             }
             defer { close(fd) }
             try? FileIO.writeAll(fd, Array(text.utf8), what: path)
+        }
+    }
+
+    /// Records and records/s on stderr once a second, only when stderr is a terminal.
+    static func showProgress(_ source: JSONLinesSource) -> Task<Void, Never> {
+        Task {
+            let started = ContinuousClock.now
+            var shown = false
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                let n = source.recordsRead
+                let secs = Double((ContinuousClock.now - started).components.seconds) + 0.001
+                FileHandleStderr.write("\rluapipe: \(n) records, \(Int(Double(n) / secs)) records/s   ")
+                shown = true
+            }
+            if shown { FileHandleStderr.write("\r\u{1B}[K") }
         }
     }
 

@@ -84,3 +84,22 @@ final class Sleeper: SyncPlugin {
         return .pass
     }
 }
+
+/// Emits a record on every tick (same as plugins/ticker.lua).
+final class TickerSync: SyncPlugin {
+    var ticks = 0
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition { .pass }
+    func tick(_ context: PluginContext) throws {
+        ticks += 1
+        context.emit(["tick": .int(Int64(ticks))])
+    }
+}
+
+final class TickerAsync: Plugin {
+    var ticks = 0
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition { .pass }
+    func tick(_ context: PluginContext) async throws {
+        ticks += 1
+        context.emit(["tick": .int(Int64(ticks))])
+    }
+}

@@ -18,8 +18,12 @@ struct ScenarioTests {
         let r = PluginRegistry()
         switch kind {
         case .lua: break
-        case .sync: r.registerSync("scenario", parallel: true) { _ in ScenarioSync() }
-        case .async: r.register("scenario", parallel: true) { _ in ScenarioAsync() }
+        case .sync:
+            r.registerSync("scenario", parallel: true) { _ in ScenarioSync() }
+            r.registerSync("ticker") { _ in TickerSync() }
+        case .async:
+            r.register("scenario", parallel: true) { _ in ScenarioAsync() }
+            r.register("ticker") { _ in TickerAsync() }
         }
         r.registerSync("sleeper", parallel: true) { _ in Sleeper() }
         return r

@@ -78,6 +78,22 @@ struct RunTests {
         #expect(text.contains("\"record_number\":2"))
     }
 
+    @Test("progress shows on a terminal only")
+    func progress() throws {
+        let quiet = try Binary.run(["run", "basic.yaml"], input: "{\"name\":\"a\"}\n")
+        #expect(!quiet.stderr.contains("records/s"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", "(echo '{\"name\":\"a\"}'; sleep 1.5) | script -qc \"'\(Binary.path)' run basic.yaml >/dev/null\" /dev/null"]
+        p.currentDirectoryURL = URL(fileURLWithPath: Binary.fixtures)
+        let out = Pipe()
+        p.standardOutput = out
+        let o = Collector(out.fileHandleForReading)
+        try p.run()
+        p.waitUntilExit()
+        #expect(o.text().contains("luapipe: 1 records"), "\(o.text())")
+    }
+
     @Test("invalid UTF-8 in a line is an input error")
     func invalidUTF8() throws {
         let dir = Binary.temp("utf8.jsonl")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measures luapipe against lua5.4 + lua-cjson on the same input, interleaved, and prints
+# medians, ratios and peak RSS. Usage: scripts/bench.sh [RECORDS] [ROUNDS]
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+need_lua_dev
+need_bench_tools
+n=${1:-1000000}
+rounds=${2:-3}
+out=bench-out
+mkdir -p "$out"
+swift build -c release --product luapipe >&2
+bin=.build/release/luapipe
+[ -f "$out/data-$n.jsonl" ] || python3 bench/gen.py "$n" "$out/data-$n.jsonl"
+data="$out/data-$n.jsonl"
+
+# name|command
+cases=(
+  "lua5.4+cjson|lua5.4 bench/reference.lua < $data > $out/ref.jsonl"
+  "P1 luapipe 3 Lua plugins --workers 1|$bin run bench/lua.yaml --workers 1 --input $data --output $out/w1.jsonl"
+  "P1 luapipe 3 Lua plugins --workers 2|$bin run bench/lua.yaml --workers 2 --input $data --output $out/w2.jsonl"
+  "P2 luapipe Lua>Swift>Lua --workers 2|$bin run bench/mixed.yaml --workers 2 --input $data --output $out/mixed.jsonl"
+)
+declare -A times rss
+for ((r = 1; r <= rounds; r++)); do
+  for c in "${cases[@]}"; do
+    name=${c%%|*}; cmd=${c#*|}
+    /usr/bin/time -f "%e %M" -o "$out/time.txt" bash -c "$cmd"
+    read -r secs kb < "$out/time.txt"
+    times[$name]+="$secs "
+    rss[$name]+="$kb "
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ref=$(echo "${times[lua5.4+cjson]}" | median)
+printf "\n%d records, %d rounds, medians (this machine: %s cores)\n" "$n" "$rounds" "$(nproc)"
+printf "%-40s %9s %12s %9s %10s\n" case seconds records/s "vs ref" "peak RSS"
+for c in "${cases[@]}"; do
+  name=${c%%|*}
+  t=$(echo "${times[$name]}" | median)
+  m=$(echo "${rss[$name]}" | median)
+  awk -v n="$n" -v t="$t" -v ref="$ref" -v m="$m" -v name="$name" \
+    'BEGIN { printf "%-40s %9.2f %12.0f %8.2fx %7.1f MB\n", name, t, n / t, ref / t, m / 1024 }'
+done
+python3 bench/compare.py "$out/ref.jsonl" "$out/w2.jsonl"
