@@ -3,6 +3,6 @@
 return function(record)
   local guard <close> = setmetatable({}, { __close = function()
     local parts = {}
-    while true do parts[#parts + 1] = ("y"):rep(1000) .. #parts end
+    while true do parts[#parts + 1] = ("y"):rep(100000) .. #parts end
   end })
 end
