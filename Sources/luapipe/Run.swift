@@ -1,5 +1,5 @@
 import ArgumentParser
-import Dispatch
+import Synchronization
 import LuaPipe
 import LuaPipeCore
 
@@ -75,7 +75,7 @@ struct Run: AsyncParsableCommand {
 
         let stop = StopFlag()
         let signals = Self.watchSignals(stop)
-        defer { signals.forEach { $0.cancel() } }
+        defer { signals.cancel() }
 
         let pipeline = Pipeline(stages: builder.stages(resolved))
         let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-")
@@ -130,13 +130,24 @@ struct Run: AsyncParsableCommand {
     }
 
     /// SIGINT and SIGTERM stop reading; records in flight finish, then teardown and stats.
-    static func watchSignals(_ stop: StopFlag) -> [any DispatchSourceSignal] {
-        [SIGINT, SIGTERM].map { sig in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.set(signal: sig) }
-            source.resume()
-            return source
+    /// A plain handler stores the signal in an atomic (async-signal-safe); a task passes it
+    /// on. (A Dispatch signal source lost signals here when another thread took them.)
+    static func watchSignals(_ stop: StopFlag) -> Task<Void, Never> {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { s in pendingSignal.store(s, ordering: .relaxed) }
+        }
+        return Task {
+            while !Task.isCancelled {
+                let s = pendingSignal.load(ordering: .relaxed)
+                if s != 0 {
+                    stop.set(signal: s)
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
         }
     }
 }
+
+/// The last SIGINT/SIGTERM received, 0 for none.
+let pendingSignal = Atomic<Int32>(0)

@@ -102,7 +102,9 @@ struct ScenarioTests {
         let task = Task {
             try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n", [], shared: shared, source: EndlessSource(every: .milliseconds(5)))
         }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancel once records flow (the plugin counts them in the shared store).
+        let deadline = ContinuousClock.now + .seconds(20)
+        while shared.get("seen") == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         task.cancel()
         let (outcome, sink, _) = try await task.value
         #expect(outcome.stats.recordsIn > 0 && outcome.stats.balanced, "\(outcome.stats.json)")
