@@ -48,6 +48,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore"]),
         .target(name: "LuaPipeTesting", dependencies: ["LuaPipe"]),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),

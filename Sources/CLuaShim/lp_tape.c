@@ -402,7 +402,9 @@ void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what) {
     idx = lua_absindex(L, idx);
     int top = lua_gettop(L);
     lp_ctl *c = lp_ctl_get(L);
-    writer *w = lua_newuserdatauv(L, sizeof(writer), 0);  // GC-owned: safe if we raise
+    // On the C stack (about 16 KB; workers have 8 MB stacks): nothing to free if we raise.
+    writer wstore;
+    writer *w = &wstore;
     w->out = out;
     w->what = what;
     w->orig = NULL; w->orig_len = 0; w->anchor = 0;

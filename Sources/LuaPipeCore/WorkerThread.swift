@@ -131,13 +131,13 @@ struct UnsafeTransfer<T>: @unchecked Sendable {
 }
 
 /// A one-shot result slot a thread can block on.
-final class BlockingBox<T>: @unchecked Sendable {
+public final class BlockingBox<T>: @unchecked Sendable {
     // Safe because `result` is only touched with `mutex` held.
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
     private var result: Result<T, any Error>?
 
-    init() {
+    public init() {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&cond, nil)
     }
@@ -147,14 +147,14 @@ final class BlockingBox<T>: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    func set(_ r: Result<T, any Error>) {
+    public func set(_ r: Result<T, any Error>) {
         pthread_mutex_lock(&mutex)
         result = r
         pthread_cond_signal(&cond)
         pthread_mutex_unlock(&mutex)
     }
 
-    func wait() -> Result<T, any Error> {
+    public func wait() -> Result<T, any Error> {
         pthread_mutex_lock(&mutex)
         while result == nil { pthread_cond_wait(&cond, &mutex) }
         let r = result!

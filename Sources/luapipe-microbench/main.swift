@@ -1,0 +1,54 @@
+// Micro-benchmarks of the Lua runtime's API, run by scripts/bench.sh: the cost of one call of
+// an identity Lua function, and of one 10-field record's round trip (tape -> Lua table ->
+// plugin -> tape). Runs on a worker thread, like the pipeline does.
+import LuaPipeCore
+import LuaRuntime
+
+let worker = WorkerThread(name: "microbench")
+let calls = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 2_000_000
+
+func measure(_ label: String, _ n: Int, unit: String, scale: Double, _ body: () throws -> Void) rethrows {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try body()
+    let d = clock.now - start
+    let nanos = Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9
+    let per = nanos / Double(n) / scale
+    print("\(label): \(String(Int(per * 100)).dropLast(2) + "." + String(Int(per * 100)).suffix(2)) \(unit) (\(n) iterations)")
+}
+
+let record = try! JSONReader.parseRecord(#"{"id":100000,"name":"user_000000","email":"user_000000@example.com","city":"Berlin","age":18,"score":0.25,"balance":0.5,"active":false,"tags":["alpha","beta","gamma"],"count":0}"#)
+
+let done = BlockingBox<Void>()
+worker.submit {
+    do {
+        let lua = try LuaState()
+        let identity = try lua.load("return function() end", chunkName: "=identity")
+        measure("identity Lua function through LuaState.call", calls, unit: "ns/call", scale: 1) {
+            for _ in 0..<calls { _ = try! lua.call(identity, passContext: false) }
+        }
+        let process = try lua.load("return function(r) end", chunkName: "=process")
+        let n = calls / 4
+        measure("10-field record round trip (tape -> table -> process -> tape)", n, unit: "µs/record", scale: 1000) {
+            for _ in 0..<n { _ = try! lua.call(process, arg: record, mode: .record) }
+        }
+        let change = try lua.load("return function(r) r.count = r.count + 1; r.city = r.city:upper() end", chunkName: "=change")
+        measure("same, with a plugin that changes two fields", n, unit: "µs/record", scale: 1000) {
+            for _ in 0..<n { _ = try! lua.call(change, arg: record, mode: .record) }
+        }
+        var out: [UInt8] = []
+        measure("JSON parse + encode of the same record (Swift, no Lua)", n, unit: "µs/record", scale: 1000) {
+            let text = Array(#"{"id":100000,"name":"user_000000","email":"user_000000@example.com","city":"Berlin","age":18,"score":0.25,"balance":0.5,"active":false,"tags":["alpha","beta","gamma"],"count":0}"#.utf8)
+            for _ in 0..<n {
+                out.removeAll(keepingCapacity: true)
+                let t = try! text.withUnsafeBufferPointer { try JSONReader.parseRecord($0) }
+                JSONWriter.write(t, to: &out)
+            }
+        }
+        done.set(.success(()))
+    } catch {
+        print("microbench failed: \(error)")
+        done.set(.success(()))
+    }
+}
+_ = done.wait()
