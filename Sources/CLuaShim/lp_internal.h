@@ -36,4 +36,7 @@ void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on
 int lp_open_luapipe(lua_State *L);  // lua_CFunction: pushes the module table
 int lp_msghandler(lua_State *L);
 
+// Lua patterns with a step budget (lp_pattern.c): replaces find/match/gmatch/gsub.
+void lp_open_patterns(lua_State *L, int idx);
+
 #endif

@@ -175,6 +175,7 @@ static int lp_sandbox_main(lua_State *L) {
     // string: no bytecode out; the shared string metatable cannot be reached or replaced.
     lua_getfield(L, g, "string");
     lua_pushnil(L); lua_setfield(L, -2, "dump");
+    lp_open_patterns(L, -1);  // pattern matching that the deadline can stop
     lua_pop(L, 1);
     lua_pushliteral(L, "");
     if (lua_getmetatable(L, -1)) {
