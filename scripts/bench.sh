@@ -10,6 +10,7 @@ rounds=${2:-3}
 out=bench-out
 mkdir -p "$out"
 swift build -c release --product luapipe >&2
+swift build -c release --product luapipe-microbench >&2
 bin=.build/release/luapipe
 [ -f "$out/data-$n.jsonl" ] || python3 bench/gen.py "$n" "$out/data-$n.jsonl"
 data="$out/data-$n.jsonl"
@@ -43,3 +44,6 @@ for c in "${cases[@]}"; do
     'BEGIN { printf "%-40s %9.2f %12.0f %8.2fx %7.1f MB\n", name, t, n / t, ref / t, m / 1024 }'
 done
 python3 bench/compare.py "$out/ref.jsonl" "$out/w2.jsonl"
+echo
+echo "runtime API (luapipe-microbench, one thread):"
+.build/release/luapipe-microbench 2000000

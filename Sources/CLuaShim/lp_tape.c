@@ -218,13 +218,14 @@ static void write_key(lua_State *L, writer *w, const char *s, size_t n, int dept
     lp_buf_put(L, w->out, s, n);
 }
 
-// The original object's keys, read from the tape at `off` (its tag byte).
-static size_t orig_keys(lua_State *L, writer *w, size_t off, keyref **keys) {
+// The original object's keys, read from the tape at `off` (its tag byte), into `small` when
+// they fit (the common case: no allocation), else into a userdata.
+static size_t orig_keys(lua_State *L, writer *w, size_t off, keyref **keys, keyref *small, size_t nsmall) {
     const uint8_t *p = w->orig + off + 1;
     uint32_t count, size;
     memcpy(&count, p, 4); memcpy(&size, p + 4, 4);
     p += 8;
-    *keys = lua_newuserdatauv(L, sizeof(keyref) * (count ? count : 1), 0);
+    *keys = count <= nsmall ? small : lua_newuserdatauv(L, sizeof(keyref) * count, 0);
     for (uint32_t i = 0; i < count; i++) {
         uint32_t n; memcpy(&n, p, 4); p += 4;
         (*keys)[i].s = (const char *)p; (*keys)[i].n = n;
@@ -251,13 +252,16 @@ static void write_object(lua_State *L, writer *w, int t, int depth, lua_Integer 
     keyref *orig = NULL;
     size_t norig = 0;
     int scratch = lua_gettop(L);
+    keyref small[32];
     if (anchored_off >= 0) {
-        norig = orig_keys(L, w, (size_t)anchored_off, &orig);
+        norig = orig_keys(L, w, (size_t)anchored_off, &orig, small, 32);
         for (size_t i = 0; i < norig; i++) {
             lua_pushlstring(L, orig[i].s, orig[i].n);
             if (lua_rawget(L, t) != LUA_TNIL) {
                 w->path[depth + 1] = (path_item){ orig[i].s, orig[i].n, 0 };
-                write_key(L, w, orig[i].s, orig[i].n, depth + 1);
+                // a key from the tape was valid UTF-8 when it was read
+                put_u32(L, w->out, (uint32_t)orig[i].n);
+                lp_buf_put(L, w->out, orig[i].s, orig[i].n);
                 write_value(L, w, lua_gettop(L), depth + 1);
                 written++;
             }
