@@ -30,7 +30,7 @@ public final class PluginRegistry: Sendable {
         public var make: @Sendable (PluginContext, Environment) throws -> Made
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = Locked<[String: Entry]>([:])
 
     public init(builtins: Bool = true) {
         if builtins { Builtins.register(in: self) }

@@ -140,9 +140,9 @@ public enum PluginTests {
 }
 
 private final class TestSource: RecordSource {
-    private let pending: Mutex<[InputEvent]?>
+    private let pending: Locked<[InputEvent]?>
     init(_ records: [Record]) {
-        pending = Mutex(records.enumerated().map { .record(Item(number: $0 + 1, record: $1)) })
+        pending = Locked(records.enumerated().map { .record(Item(number: $0 + 1, record: $1)) })
     }
     func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
         pending.withLock { p in
@@ -153,7 +153,7 @@ private final class TestSource: RecordSource {
 }
 
 private final class TestSink: RecordSink {
-    private let items = Mutex<[Record]>([])
+    private let items = Locked<[Record]>([])
     func write(_ batch: [Item]) async throws { items.withLock { $0 += batch.map(\.record) } }
     func close() async throws {}
     var records: [Record] { items.withLock { $0 } }

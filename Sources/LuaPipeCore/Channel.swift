@@ -12,7 +12,7 @@ public final class Channel<Element: Sendable>: Sendable {
         var senders = Deque<(Element, CheckedContinuation<Void, Never>)>()
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     public let capacity: Int
 
     public init(capacity: Int) { self.capacity = max(1, capacity) }

@@ -21,7 +21,7 @@ public final class PluginContext: Sendable {
     public let config: Value
     public let shared: SharedStore
     public let logger: Logger
-    private let state = Mutex<(recordNumber: Int, emitted: [Item])>((0, []))
+    private let state = Locked<(recordNumber: Int, emitted: [Item])>((0, []))
 
     public init(info: PluginInfo, config: Value = .object(Record()), shared: SharedStore = SharedStore(),
                 logger: Logger = Logger(label: "luapipe")) {

@@ -13,7 +13,7 @@ final class RunState: Sendable {
         var outputClosed = false
     }
 
-    let counters = Mutex(Counters())
+    let counters = Locked(Counters())
     let stop: StopFlag
 
     init(stop: StopFlag) { self.stop = stop }

@@ -8,7 +8,7 @@ public final class SharedStore: Sendable {
         var bytes = 0
     }
 
-    private let storage = Mutex(Storage())
+    private let storage = Locked(Storage())
     /// The most the store may hold (keys plus values in their compact form): it lives outside
     /// every plugin's memory limit, so it has one of its own.
     public let maxBytes: Int

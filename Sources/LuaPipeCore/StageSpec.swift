@@ -76,7 +76,7 @@ public protocol DeadLetterSink: Sendable {
 
 /// A flag any thread may set to ask the run to stop reading.
 public final class StopFlag: Sendable {
-    private let flag = Mutex<Int32>(0)
+    private let flag = Locked<Int32>(0)
     public init() {}
     /// Asks the run to stop; `signal` is the reason (e.g. SIGINT), 0 for none.
     public func set(signal: Int32 = 0) { flag.withLock { if $0 == 0 { $0 = signal == 0 ? -1 : signal } } }

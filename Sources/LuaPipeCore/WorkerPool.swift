@@ -4,7 +4,7 @@ import Synchronization
 /// Instances are placed round-robin; an instance stays on its thread for its whole life.
 public final class WorkerPool: Sendable {
     public let workers: [WorkerThread]
-    private let nextIndex = Mutex(0)
+    private let nextIndex = Locked(0)
 
     public init(count: Int, name: String = "luapipe-worker") {
         workers = (0..<max(1, count)).map { WorkerThread(name: "\(name)-\($0)") }

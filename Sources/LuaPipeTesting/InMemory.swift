@@ -3,7 +3,7 @@ import Synchronization
 
 /// A source that serves records from memory, `batchSize` at a time (for tests).
 public final class ArraySource: RecordSource {
-    private let batches: Mutex<[[InputEvent]]>
+    private let batches: Locked<[[InputEvent]]>
 
     public init(_ records: [Record], batchSize: Int = 256) {
         var events: [[InputEvent]] = []
@@ -17,7 +17,7 @@ public final class ArraySource: RecordSource {
             })
             i += batchSize
         }
-        batches = Mutex(events)
+        batches = Locked(events)
     }
 
     public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
@@ -29,7 +29,7 @@ public final class ArraySource: RecordSource {
 /// A source that never ends by itself: it yields one record every `interval` until stopped.
 public final class EndlessSource: RecordSource {
     private let interval: Duration
-    private let count = Mutex(0)
+    private let count = Locked(0)
     public init(every interval: Duration) { self.interval = interval }
 
     public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
@@ -43,7 +43,7 @@ public final class EndlessSource: RecordSource {
 
 /// A sink that keeps what it gets (for tests).
 public final class CollectingSink: RecordSink, DeadLetterSink {
-    private let items = Mutex<[Record]>([])
+    private let items = Locked<[Record]>([])
     public init() {}
     public func write(_ batch: [Item]) async throws { items.withLock { $0.append(contentsOf: batch.map(\.record)) } }
     public func write(_ envelope: Record) async throws { items.withLock { $0.append(envelope) } }

@@ -37,7 +37,7 @@ final class Upper: Plugin {
 final class EndlessSourceLimited: RecordSource {
     let inner: EndlessSource
     let count: Int
-    let served = Mutex(0)
+    let served = Locked(0)
     init(count: Int, every: Duration) {
         inner = EndlessSource(every: every)
         self.count = count

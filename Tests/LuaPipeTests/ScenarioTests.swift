@@ -141,7 +141,7 @@ struct ScenarioTests {
 }
 
 final class ProgressCounter: Sendable {
-    private let n = Mutex(0)
+    private let n = Locked(0)
     func bump() { n.withLock { $0 += 1 } }
     var value: Int { n.withLock { $0 } }
 }
