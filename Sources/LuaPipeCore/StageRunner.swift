@@ -134,6 +134,19 @@ struct StageRunner {
         await merge(items, mask: mask, results: results)
     }
 
+    /// Errors a policy handles are logged too, the first `loggedErrors` of each plugin.
+    static let loggedErrors = 20
+
+    private func logFailure(_ error: PipelineError) {
+        guard stats.errors <= Self.loggedErrors else { return }
+        let logger = instances[0].context.logger
+        let at = error.recordNumber.map { "record \($0): " } ?? ""
+        logger.warning("\(at)\(error.message) (on_error: \(spec.onError.rawValue))")
+        if stats.errors == Self.loggedErrors {
+            logger.warning("further errors of this plugin are counted in the stats, not logged")
+        }
+    }
+
     private mutating func merge(_ items: [Item], mask: [Bool]?, results: [ItemResult]) async {
         var out: [Item] = []
         out.reserveCapacity(items.count)
@@ -161,6 +174,7 @@ struct StageRunner {
                 if error.recordNumber == nil, item.number > 0 { error.recordNumber = item.number }
                 stats.errors += 1
                 if error.code == .timeout { stats.timeouts += 1 }
+                if spec.onError != .fail { logFailure(error) }
                 if !stats.disabled, let max = spec.maxErrors, stats.errors >= max {
                     stats.disabled = true
                     instances[0].context.logger.warning("disabled after \(stats.errors) errors (max_errors: \(max)); its records pass unchanged from now on")
