@@ -8,7 +8,7 @@ struct LuaPipeCommand: AsyncParsableCommand {
         commandName: "luapipe",
         abstract: "Runs pipelines of Lua and Swift plugins over JSON Lines.",
         version: "0.1.0",
-        subcommands: [Run.self, Check.self, Plugins.self, Test.self]
+        subcommands: [Run.self, Check.self, Plugins.self, Test.self, New.self]
     )
 }
 

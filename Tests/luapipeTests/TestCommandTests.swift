@@ -30,3 +30,24 @@ struct TestCommandTests {
         #expect(r.lines.last == "4 passed, 0 failed")
     }
 }
+
+@Suite("luapipe new, end to end")
+struct NewCommandTests {
+    @Test("a new Lua plugin passes its own test untouched and comes with editor types")
+    func scaffold() throws {
+        let dir = Binary.temp("new-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let made = try Binary.run(["new", "my-plugin", "--dir", dir])
+        #expect(made.status == 0, "\(made.stderr)")
+        let tested = try Binary.run(["test", dir + "/my-plugin.lua"])
+        #expect(tested.status == 0 && tested.lines.last == "1 passed, 0 failed", "\(tested.stdout)")
+        let types = try String(contentsOfFile: dir + "/.luapipe-types/luapipe.lua", encoding: .utf8)
+        let shipped = try String(contentsOfFile: Binary.packageRoot + "/types/luapipe.lua", encoding: .utf8)
+        #expect(types == shipped)
+        #expect(FileManager.default.fileExists(atPath: dir + "/.luarc.json"))
+        let again = try Binary.run(["new", "my-plugin", "--dir", dir])
+        #expect(again.status == 2 && again.stderr.contains("exists"))
+        let bad = try Binary.run(["new", "Bad Name", "--dir", dir])
+        #expect(bad.status != 0 && bad.stderr.contains("must match [a-z0-9_-]+"))
+    }
+}
