@@ -7,7 +7,7 @@ import LuaRuntime
 ///
 /// - Important: an instance whose call broke a limit (time, memory, interrupt) is torn down as
 ///   far as it safely can be and replaced by a fresh one (setup again) before its next record.
-public final class LuaPlugin: Plugin {
+public final class LuaPlugin: Plugin, WorkerBound {
     public struct Settings: Sendable {
         public var options: LuaState.Options
         public var when: String?

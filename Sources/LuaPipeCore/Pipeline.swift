@@ -12,13 +12,16 @@ public final class Pipeline: Sendable {
     public let logger: Logger
     /// Batches in flight between two stages (bounded: memory does not grow with the input).
     public let queueDepth: Int
+    /// Records every plugin call as a trace event when set (`--trace`).
+    public let tracer: Tracer?
 
     public init(stages: [StageSpec], shared: SharedStore = SharedStore(),
-                logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4) {
+                logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4, tracer: Tracer? = nil) {
         self.stages = stages
         self.shared = shared
         self.logger = logger
         self.queueDepth = queueDepth
+        self.tracer = tracer
     }
 
     /// The outcome of a run: its figures, and the error that stopped it, if one did.
@@ -47,7 +50,10 @@ public final class Pipeline: Sendable {
                     let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger)
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
-                    try await withTimeout(spec.limits.timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                    let timeout = spec.limits.timeout
+                    try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
+                        try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                    }
                     group.append(instance)
                 }
                 filters.append(try await spec.makeFilter?())
@@ -84,7 +90,7 @@ public final class Pipeline: Sendable {
             group.addTask { await Self.read(source, into: channels[0], run: run, deadLetter: deadLetter, policy: onInputError); return .reader }
             for (i, spec) in stages.enumerated() {
                 let runner = StageRunner(spec: spec, instances: setUp[i], filter: filters[i], input: channels[i],
-                                         output: channels[i + 1], run: run, deadLetter: deadLetter)
+                                         output: channels[i + 1], run: run, deadLetter: deadLetter, tracer: tracer)
                 let box = UnsafeTransfer(runner)
                 group.addTask {
                     var r = box.value
@@ -139,7 +145,9 @@ public final class Pipeline: Sendable {
                 instance.context.begin(recordNumber: 0)
                 let timeout = stages[i].limits.timeout
                 do {
-                    try await withTimeout(timeout, "teardown") { await instance.plugin.teardown(instance.context) }
+                    try await tracer.span("teardown", plugin: stages[i].info.id, track: instance.track) {
+                        try await withTimeout(timeout, "teardown") { await instance.plugin.teardown(instance.context) }
+                    }
                 } catch {
                     instance.context.logger.error("teardown: \(error)")
                 }

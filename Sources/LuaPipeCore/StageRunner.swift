@@ -22,11 +22,12 @@ struct StageRunner {
     let output: Channel<StageMessage>
     let run: RunState
     let deadLetter: (any DeadLetterSink)?
+    let tracer: Tracer?
     var stats: PluginStats
     private var draining = false
 
     init(spec: StageSpec, instances: [Instance], filter: (any RecordFilter)?, input: Channel<StageMessage>,
-         output: Channel<StageMessage>, run: RunState, deadLetter: (any DeadLetterSink)?) {
+         output: Channel<StageMessage>, run: RunState, deadLetter: (any DeadLetterSink)?, tracer: Tracer?) {
         self.spec = spec
         self.instances = instances
         self.filter = filter
@@ -34,6 +35,7 @@ struct StageRunner {
         self.output = output
         self.run = run
         self.deadLetter = deadLetter
+        self.tracer = tracer
         stats = PluginStats(id: spec.info.id, kind: spec.kind)
     }
 
@@ -64,7 +66,10 @@ struct StageRunner {
             instance.context.begin(recordNumber: 0)
             let started = ContinuousClock.now
             do {
-                try await withTimeout(spec.limits.timeout, what) { try await call(instance) }
+                let timeout = spec.limits.timeout
+                try await tracer.span(what, plugin: spec.info.id, track: instance.track) {
+                    try await withTimeout(timeout, what) { try await call(instance) }
+                }
             } catch {
                 _ = instance.context.end()
                 let e = PipelineError.wrap(error, plugin: spec.info.id, recordNumber: nil)
@@ -92,7 +97,9 @@ struct StageRunner {
     private func dispatch(_ items: [Item]) async -> [ItemResult] {
         if instances.count == 1 || items.count == 1 {
             let i = instances[0]
-            return await i.plugin.processBatch(items, i.context, spec.limits)
+            return await tracer.span("process", plugin: spec.info.id, track: i.track, records: items.count) {
+                await i.plugin.processBatch(items, i.context, spec.limits)
+            }
         }
         // Parallel instances: contiguous slices, one per instance, merged back in order.
         let n = min(instances.count, items.count)
@@ -102,7 +109,12 @@ struct StageRunner {
             for k in 0..<n {
                 let slice = Array(items[(k * per)..<min(items.count, (k + 1) * per)])
                 let instance = instances[k]
-                group.addTask { (k, await instance.plugin.processBatch(slice, instance.context, limits)) }
+                let (tracer, id) = (self.tracer, spec.info.id)
+                group.addTask {
+                    (k, await tracer.span("process", plugin: id, track: instance.track, records: slice.count) {
+                        await instance.plugin.processBatch(slice, instance.context, limits)
+                    })
+                }
             }
             var parts = [[ItemResult]](repeating: [], count: n)
             for await (k, r) in group { parts[k] = r }

@@ -4,7 +4,7 @@
 /// - Important: a synchronous call cannot be preempted. A call that runs past `timeout_ms`
 ///   fails with a timeout error when it returns (its result is discarded); a call that never
 ///   returns holds its worker thread. Use an async plugin when a call may block for long.
-public final class SyncPluginAdapter: Plugin {
+public final class SyncPluginAdapter: Plugin, WorkerBound {
     private let confined: ThreadConfined<any SyncPlugin>
     public var worker: WorkerThread { confined.worker }
 

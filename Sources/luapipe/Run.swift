@@ -20,6 +20,8 @@ struct Run: AsyncParsableCommand {
     var onInputError: String?
     @Flag(help: "Print a per-plugin table on stderr at the end.") var stats = false
     @Option(name: .customLong("stats-json"), help: "Write the run's figures as JSON to this file.") var statsJSON: String?
+    @Option(help: "Write a Chrome trace-event JSON of plugin calls to this file (open it in Perfetto).")
+    var trace: String?
     @Flag(help: "Allow output in a different order than input (the output is in input order either way today).")
     var unordered = false
 
@@ -77,7 +79,8 @@ struct Run: AsyncParsableCommand {
         let signals = Self.watchSignals(stop)
         defer { signals.cancel() }
 
-        let pipeline = Pipeline(stages: builder.stages(resolved))
+        let tracer = trace.map { _ in Tracer() }
+        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer)
         let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-")
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
         let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
@@ -91,6 +94,7 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(Exit.failed)
         }
         writeStats(outcome.stats)
+        if let trace, let tracer { writeFile(trace, tracer.json(), what: "--trace") }
         if let e = outcome.error {
             report(e)
             throw ExitCode(Exit.failed)
@@ -100,16 +104,17 @@ struct Run: AsyncParsableCommand {
 
     func writeStats(_ s: RunStats) {
         if stats { printError(s.table) }
-        if let path = statsJSON {
-            let text = JSONWriter.encode(s.json) + "\n"
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if fd < 0 {
-                printError("luapipe: error: cannot write --stats-json \(path): \(String(cString: strerror(errno)))")
-                return
-            }
-            defer { close(fd) }
-            try? FileIO.writeAll(fd, Array(text.utf8), what: path)
+        if let path = statsJSON { writeFile(path, Array((JSONWriter.encode(s.json) + "\n").utf8), what: "--stats-json") }
+    }
+
+    func writeFile(_ path: String, _ bytes: [UInt8], what: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            printError("luapipe: error: cannot write \(what) \(path): \(String(cString: strerror(errno)))")
+            return
         }
+        defer { close(fd) }
+        try? FileIO.writeAll(fd, bytes, what: path)
     }
 
     /// Records and records/s on stderr once a second, only when stderr is a terminal.

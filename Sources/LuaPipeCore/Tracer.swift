@@ -1,0 +1,71 @@
+/// Collects plugin calls as Chrome trace events (`--trace FILE`; open it in Perfetto).
+///
+/// One event per call the pipeline makes: a batch of records through `process` is one event
+/// (with the record count in its args), so tracing costs a lock and an append per batch, not
+/// per record. Each worker thread is a track; async plugins share one.
+public final class Tracer: Sendable {
+    struct Event {
+        var name: String
+        var plugin: String
+        var track: String
+        var start: Duration
+        var duration: Duration
+        var records: Int
+    }
+
+    private let events = Locked<[Event]>([])
+    private let origin = ContinuousClock.now
+
+    public init() {}
+
+    /// Times `body` and records it as one event.
+    func span<T>(_ name: String, plugin: String, track: String, records: Int = 0, _ body: () async throws -> T) async rethrows -> T {
+        let start = ContinuousClock.now
+        defer {
+            let e = Event(name: name, plugin: plugin, track: track, start: start - origin,
+                          duration: ContinuousClock.now - start, records: records)
+            events.withLock { $0.append(e) }
+        }
+        return try await body()
+    }
+
+    /// The trace-event JSON document.
+    public func json() -> [UInt8] {
+        let all = events.withLock { $0 }
+        var tracks: [String: Int] = [:]
+        for e in all where tracks[e.track] == nil { tracks[e.track] = tracks.count + 1 }
+        var list: [Value] = tracks.sorted { $0.value < $1.value }.map { name, tid in
+            .object(["name": "thread_name", "ph": "M", "pid": 1, "tid": .int(Int64(tid)), "args": .object(["name": .string(name)])])
+        }
+        for e in all {
+            var args: Record = ["plugin": .string(e.plugin)]
+            if e.records > 0 { args["records"] = .int(Int64(e.records)) }
+            list.append(.object([
+                "name": .string(e.name), "cat": "plugin", "ph": "X", "pid": 1, "tid": .int(Int64(tracks[e.track]!)),
+                "ts": .double(Double(e.start.nanoseconds) / 1000), "dur": .double(Double(e.duration.nanoseconds) / 1000),
+                "args": .object(args),
+            ]))
+        }
+        var out: [UInt8] = []
+        JSONWriter.write(Tape(Value.object(["traceEvents": .array(list), "displayTimeUnit": "ms"])), to: &out)
+        out.append(10)
+        return out
+    }
+}
+
+extension Optional where Wrapped == Tracer {
+    /// Runs `body`, as a traced span when there is a tracer.
+    func span<T>(_ name: String, plugin: String, track: String, records: Int = 0, _ body: () async throws -> T) async rethrows -> T {
+        guard let tracer = self else { return try await body() }
+        return try await tracer.span(name, plugin: plugin, track: track, records: records, body)
+    }
+}
+
+/// A plugin whose calls run on one worker thread (Lua, sync Swift): its trace track.
+public protocol WorkerBound {
+    var worker: WorkerThread { get }
+}
+
+extension Instance {
+    var track: String { (plugin as? any WorkerBound)?.worker.name ?? "async plugins" }
+}
