@@ -49,7 +49,10 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore"]),
-        .target(name: "LuaPipeTesting", dependencies: ["LuaPipe"]),
+        .target(
+            name: "LuaPipeTesting",
+            dependencies: ["LuaPipe", "LuaRuntime", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
