@@ -129,6 +129,37 @@ public final class LuaPlugin: Plugin, WorkerBound {
         for t in emits { context.emit(tape: t) }
     }
 
+    /// Loads and sets up the file's current code on the worker, between batches; swaps it in
+    /// and tears the old instance down only when that worked. Otherwise logs and keeps the old.
+    public func reload() async {
+        let (source, settings, context, timeout) = (self.source, self.settings, self.context, self.timeout)
+        let path = source.path
+        let outcome: String? = await confined.worker.run { [confined] in
+            confined.withValue { slot -> String? in
+                do {
+                    var fresh = source
+                    let lua = try LuaState(options: settings.options)
+                    let table = try lua.load(file: path, timeout: timeout)
+                    fresh = try LuaPluginSource.check(lua, table, path: path)
+                    guard fresh.name == source.name else {
+                        return "\(path) now declares name '\(fresh.name)', not '\(source.name)'"
+                    }
+                    let new = try LuaInstance(source: fresh, settings: settings, context: context, timeout: timeout)
+                    slot?.teardown(timeout: timeout)
+                    slot = new
+                    return nil
+                } catch {
+                    return "\(error)"
+                }
+            }
+        }
+        if let outcome {
+            context.logger.error("reload of \(path) failed, the running version stays: \(outcome)")
+        } else {
+            context.logger.info("reloaded \(path)")
+        }
+    }
+
     public func tick(_ context: PluginContext) async throws { try await lifecycle("tick") }
     public func flush(_ context: PluginContext) async throws { try await lifecycle("flush") }
 

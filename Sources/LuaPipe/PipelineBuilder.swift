@@ -8,10 +8,13 @@ public struct PipelineBuilder: Sendable {
         public var workers: Int
         public var deadLetter: String?
         public var onInputError: ErrorPolicy?
-        public init(workers: Int = 2, deadLetter: String? = nil, onInputError: ErrorPolicy? = nil) {
+        /// Set for `--watch`: Lua plugins register for reloading.
+        public var hotReload: HotReload?
+        public init(workers: Int = 2, deadLetter: String? = nil, onInputError: ErrorPolicy? = nil, hotReload: HotReload? = nil) {
             self.workers = workers
             self.deadLetter = deadLetter
             self.onInputError = onInputError
+            self.hotReload = hotReload
         }
     }
 
@@ -157,6 +160,7 @@ public struct PipelineBuilder: Sendable {
             let timeout = Duration.milliseconds(e.timeoutMs)
             let info = PluginInfo(id: r.id, name: r.name, version: r.version)
             let pool = self.pool
+            let hotReload = options.hotReload
             let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: pool.workers[0])
             var spec = StageSpec(info: info, kind: r.kind, config: e.config, instances: r.instances, onError: e.onError,
                                  maxErrors: e.maxErrors, tick: r.tickMs.map { .milliseconds($0) },
@@ -164,8 +168,10 @@ public struct PipelineBuilder: Sendable {
                 if let src = r.lua {
                     let options = LuaState.Options(memoryLimit: e.memoryMb << 20, root: src.folder,
                                                    allowIO: e.allow.contains("io"), allowOS: e.allow.contains("os"))
-                    return LuaPlugin(source: src, settings: .init(options: options, when: e.when, timeout: timeout),
-                                     context: ctx, on: pool.next())
+                    let plugin = LuaPlugin(source: src, settings: .init(options: options, when: e.when, timeout: timeout),
+                                           context: ctx, on: pool.next())
+                    hotReload?.register(plugin)
+                    return plugin
                 }
                 let native = r.native!
                 if native.kind == "swift-sync" {

@@ -20,6 +20,8 @@ struct Run: AsyncParsableCommand {
     var onInputError: String?
     @Flag(help: "Print a per-plugin table on stderr at the end.") var stats = false
     @Option(name: .customLong("stats-json"), help: "Write the run's figures as JSON to this file.") var statsJSON: String?
+    @Flag(help: "Reload a Lua plugin whose file changed, between records (the old one stays if the new fails).")
+    var watch = false
     @Option(help: "Write a Chrome trace-event JSON of plugin calls to this file (open it in Perfetto).")
     var trace: String?
     @Flag(help: "Allow output in a different order than input (the output is in input order either way today).")
@@ -48,7 +50,8 @@ struct Run: AsyncParsableCommand {
         let builder = PipelineBuilder(
             manifest: m, registry: PluginRegistry(),
             options: .init(workers: workers, deadLetter: deadLetter.map { FileIO.absolute($0) },
-                           onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:))),
+                           onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:)),
+                           hotReload: watch ? HotReload() : nil),
             pool: pool)
         let resolved: [PipelineBuilder.Resolved]
         do { resolved = try await builder.resolve() } catch {
@@ -85,6 +88,8 @@ struct Run: AsyncParsableCommand {
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
         let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
         defer { progress?.cancel() }
+        let watcher = builder.options.hotReload?.watch()
+        defer { watcher?.cancel() }
         let outcome: Pipeline.Outcome
         do {
             outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
