@@ -48,7 +48,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore"]),
+        .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore", "LuaPipe", "LuaPipeTesting"]),
         .target(
             name: "LuaPipeTesting",
             dependencies: ["LuaPipe", "LuaRuntime", .product(name: "Logging", package: "swift-log")]

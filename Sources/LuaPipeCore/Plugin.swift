@@ -64,8 +64,9 @@ extension Plugin {
     }
 
     /// One record through `process`, with the timeout: the call is cancelled when it runs
-    /// past it. A plugin that ignores cancellation keeps its task running until it returns,
-    /// but the record has already failed with a timeout and the run goes on.
+    /// past it, and the record fails with a timeout error. Cancellation in Swift is
+    /// cooperative: a plugin that ignores it holds its stage until it returns; its record
+    /// then fails as a timeout all the same, and the run goes on.
     func processOne(_ item: Item, _ context: PluginContext, _ limits: CallLimits) async -> ItemResult {
         context.begin(recordNumber: item.number)
         let record = item.record
@@ -111,8 +112,7 @@ extension Plugin {
 /// Lets the timeout race run the plugin's call in a child task.
 struct UncheckedPlugin: @unchecked Sendable {
     // Safe because the pipeline never calls one instance twice at once: the racing child task
-    // is the only caller until the group ends (a plugin that ignores cancellation is the
-    // documented exception, and its instance is not called again before it returns).
+    // is the only caller, and the task group waits for it before the next call.
     let plugin: any Plugin
     init(_ plugin: any Plugin) { self.plugin = plugin }
 }

@@ -34,7 +34,8 @@ final class RunState: Sendable {
 }
 
 /// Runs `body` against a timer and throws a timeout error if the timer wins. The body is
-/// cancelled then; one that ignores cancellation runs on, detached from the run's result.
+/// cancelled then; the group still waits for it, so one that ignores cancellation delays the
+/// caller until it returns (and the call has failed with a timeout all the same).
 func withTimeout<T: Sendable>(_ timeout: Duration?, _ what: String,
                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     guard let timeout else { return try await body() }

@@ -1,7 +1,9 @@
 // Micro-benchmarks of the Lua runtime's API, run by scripts/bench.sh: the cost of one call of
 // an identity Lua function, and of one 10-field record's round trip (tape -> Lua table ->
 // plugin -> tape). Runs on a worker thread, like the pipeline does.
+import LuaPipe
 import LuaPipeCore
+import LuaPipeTesting
 import LuaRuntime
 
 let worker = WorkerThread(name: "microbench")
@@ -52,3 +54,39 @@ worker.submit {
     }
 }
 _ = done.wait()
+
+// The same plugin as Lua, sync Swift and async Swift, each alone in a pipeline over records in
+// memory (no JSON, no I/O): what a plugin kind costs per record, crossings included.
+final class IncrSync: SyncPlugin {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
+        var r = record
+        r["count"] = .int((r["count"]?.intValue ?? 0) + 1)
+        return .replace(r)
+    }
+}
+
+final class IncrAsync: Plugin {
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        var r = record
+        r["count"] = .int((r["count"]?.intValue ?? 0) + 1)
+        return .replace(r)
+    }
+}
+
+let kindsRecords = (0..<(calls / 10)).map { _ in record.record()! }
+let luaFile = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "bench/kinds/incr.lua"
+func perRecord(_ label: String, _ body: @escaping @Sendable () async -> PluginHarness.Run) {
+    let box = BlockingBox<Duration>()
+    Task {
+        let start = ContinuousClock.now
+        let run = await body()
+        precondition(run.error == nil && run.outputs.count == kindsRecords.count, "\(label): \(String(describing: run.error))")
+        box.set(.success(ContinuousClock.now - start))
+    }
+    let d = try! box.wait().get()
+    let us = (Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12) / Double(kindsRecords.count)
+    print("\(label): \(String(Int(us * 100)).dropLast(2) + "." + String(Int(us * 100)).suffix(2)) µs/record (\(kindsRecords.count) records)")
+}
+perRecord("Lua plugin in a pipeline") { await PluginHarness.run(lua: luaFile, records: kindsRecords) }
+perRecord("sync Swift plugin in a pipeline") { await PluginHarness.run(sync: { _ in IncrSync() }, records: kindsRecords) }
+perRecord("async Swift plugin in a pipeline (timeout race per record)") { await PluginHarness.run({ _ in IncrAsync() }, records: kindsRecords) }
