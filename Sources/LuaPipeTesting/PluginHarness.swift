@@ -19,8 +19,11 @@ public enum PluginHarness {
 
     /// An async Swift plugin.
     public static func run(_ make: @escaping @Sendable (PluginContext) throws -> any Plugin, config: Value = .object(Record()),
-                           records: [Record], shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail) async -> Run {
-        await run(kind: "swift", config: config, records: records, shared: shared, onError: onError) { _, ctx in try make(ctx) }
+                           records: [Record], shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail,
+                           timeout: Duration = .seconds(10)) async -> Run {
+        await run(kind: "swift", config: config, records: records, shared: shared, onError: onError, timeout: timeout) { _, ctx in
+            try make(ctx)
+        }
     }
 
     /// A synchronous Swift plugin (it runs on a worker thread, as in a pipeline).
@@ -54,11 +57,11 @@ public enum PluginHarness {
     }
 
     static func run(kind: String, name: String = "plugin", config: Value, records: [Record], shared: SharedStore,
-                    onError: ErrorPolicy, make: @escaping PluginFactory) async -> Run {
+                    onError: ErrorPolicy, timeout: Duration = .seconds(10), make: @escaping PluginFactory) async -> Run {
         let logs = Locked<[String]>([])
         let logger = Logger(label: "harness") { _ in CapturingLogHandler(logs) }
         let spec = StageSpec(info: PluginInfo(id: name, name: name, version: "0"), kind: kind, config: config,
-                             onError: onError, makeInstance: make)
+                             onError: onError, limits: CallLimits(timeout: timeout), makeInstance: make)
         let sink = CollectingSink()
         do {
             let outcome = try await Pipeline(stages: [spec], shared: shared, logger: logger)

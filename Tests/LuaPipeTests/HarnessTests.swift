@@ -27,3 +27,23 @@ struct HarnessTests {
         #expect(async.error?.message.contains("boom at 1") == true)
     }
 }
+
+/// Sleeps far past any timeout, cooperatively.
+final class Sleepy: Plugin {
+    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+        if record["sleep"] != nil { try await Task.sleep(for: .seconds(30)) }
+        return .pass
+    }
+}
+
+@Suite("Async plugin timeouts")
+struct AsyncTimeoutTests {
+    @Test("an async call past timeout_ms is cancelled, its record fails as a timeout, the run goes on")
+    func timeout() async {
+        let run = await PluginHarness.run({ _ in Sleepy() }, records: [["sleep": true], ["n": 2]], onError: .drop,
+                                          timeout: .milliseconds(100))
+        #expect(run.outputs.map { JSONWriter.encode($0) } == [#"{"n":2}"#])
+        #expect(run.stats.plugins.first?.timeouts == 1 && run.stats.dropped == 1 && run.stats.balanced)
+        #expect(run.logs.contains { $0.contains("timeout") }, "\(run.logs)")
+    }
+}
