@@ -76,11 +76,16 @@ final class ScenarioAsync: Plugin {
     }
 }
 
+/// How many Sleeper calls are blocking their thread right now.
+let sleepersBlocking = Locked(0)
+
 /// A sync plugin that blocks its thread for `ms` per record.
 final class Sleeper: SyncPlugin {
     func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         precondition(WorkerThread.onWorkerThread, "a sync plugin ran off the worker threads")
+        sleepersBlocking.withLock { $0 += 1 }
         usleep(UInt32((record["ms"]?.intValue ?? 100) * 1000))
+        sleepersBlocking.withLock { $0 -= 1 }
         return .pass
     }
 }

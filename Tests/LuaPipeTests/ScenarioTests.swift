@@ -125,18 +125,19 @@ struct ScenarioTests {
 
     @Test("blocking sync plugins never run on the cooperative pool: async work goes on meanwhile")
     func blockingStaysOffThePool() async throws {
+        // While both instances block (2 threads, as many as the cooperative pool has here),
+        // an async task must still run: it counts its steps taken while both were blocked.
         let progress = ProgressCounter()
         let ticker = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(10))
-                progress.bump()
+                try? await Task.sleep(for: .milliseconds(5))
+                if sleepersBlocking.withLock({ $0 }) == 2 { progress.bump() }
             }
         }
-        // Two instances block both worker threads for 600 ms each; the pool has 2 threads too.
         let records = (1...6).map { _ in Record(["ms": 200]) }
         _ = try await Self.run(.sync, "  - use: sleeper\n    instances: 2\n", records)
         ticker.cancel()
-        #expect(progress.value > 20, "async work made \(progress.value) steps while plugins blocked")
+        #expect(progress.value >= 3, "async work made \(progress.value) steps while both plugins blocked")
     }
 }
 
