@@ -37,8 +37,10 @@ public enum PluginHarness {
     }
 
     /// A Lua plugin file.
+    /// - Parameter onLog: called on the thread that logs, for each line (tests of threading).
     public static func run(lua path: String, config: Value = .object(Record()), records: [Record],
-                           shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail) async -> Run {
+                           shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail,
+                           onLog: (@Sendable () -> Void)? = nil) async -> Run {
         let worker = WorkerThread(name: "harness")
         defer { worker.shutdown() }
         let source = await worker.run { () -> Result<LuaPluginSource, PipelineError> in
@@ -50,16 +52,18 @@ public enum PluginHarness {
         case .failure(let e):
             return Run(outputs: [], error: e, logs: [], shared: shared, stats: RunStats())
         case .success(let src):
-            return await run(kind: "lua", name: src.name, config: config, records: records, shared: shared, onError: onError) { _, ctx in
+            return await run(kind: "lua", name: src.name, config: config, records: records, shared: shared, onError: onError,
+                             onLog: onLog) { _, ctx in
                 LuaPlugin(source: src, settings: .init(options: .init(root: src.folder)), context: ctx, on: worker)
             }
         }
     }
 
     static func run(kind: String, name: String = "plugin", config: Value, records: [Record], shared: SharedStore,
-                    onError: ErrorPolicy, timeout: Duration = .seconds(10), make: @escaping PluginFactory) async -> Run {
+                    onError: ErrorPolicy, timeout: Duration = .seconds(10), onLog: (@Sendable () -> Void)? = nil,
+                    make: @escaping PluginFactory) async -> Run {
         let logs = Locked<[String]>([])
-        let logger = Logger(label: "harness") { _ in CapturingLogHandler(logs) }
+        let logger = Logger(label: "harness") { _ in CapturingLogHandler(logs, onLog: onLog) }
         let spec = StageSpec(info: PluginInfo(id: name, name: name, version: "0"), kind: kind, config: config,
                              onError: onError, limits: CallLimits(timeout: timeout), makeInstance: make)
         let sink = CollectingSink()
@@ -76,10 +80,14 @@ public enum PluginHarness {
 /// Keeps log lines in memory.
 struct CapturingLogHandler: LogHandler {
     let lines: Locked<[String]>
+    let onLog: (@Sendable () -> Void)?
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace
 
-    init(_ lines: Locked<[String]>) { self.lines = lines }
+    init(_ lines: Locked<[String]>, onLog: (@Sendable () -> Void)? = nil) {
+        self.lines = lines
+        self.onLog = onLog
+    }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -88,6 +96,7 @@ struct CapturingLogHandler: LogHandler {
 
     func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
              file: String, function: String, line: UInt) {
+        onLog?()
         lines.withLock { $0.append("\(level): \(message)") }
     }
 }

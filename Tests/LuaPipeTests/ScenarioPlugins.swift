@@ -76,16 +76,14 @@ final class ScenarioAsync: Plugin {
     }
 }
 
-/// How many Sleeper calls are blocking their thread right now.
-let sleepersBlocking = Locked(0)
+/// Where each Sleeper call ran: true for a luapipe worker thread.
+let sleeperThreads = Locked<[Bool]>([])
 
-/// A sync plugin that blocks its thread for `ms` per record.
+/// A sync plugin that blocks its thread for `ms` per record and notes where it ran.
 final class Sleeper: SyncPlugin {
     func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
-        precondition(WorkerThread.onWorkerThread, "a sync plugin ran off the worker threads")
-        sleepersBlocking.withLock { $0 += 1 }
+        sleeperThreads.withLock { $0.append(WorkerThread.onWorkerThread) }
         usleep(UInt32((record["ms"]?.intValue ?? 100) * 1000))
-        sleepersBlocking.withLock { $0 -= 1 }
         return .pass
     }
 }

@@ -123,28 +123,20 @@ struct ScenarioTests {
         #expect(ns == (1...20_000).map(Int64.init))
     }
 
-    @Test("blocking sync plugins never run on the cooperative pool: async work goes on meanwhile")
+    @Test("blocking sync plugins and Lua never run on the cooperative pool")
     func blockingStaysOffThePool() async throws {
-        // While both instances block (2 threads, as many as the cooperative pool has here),
-        // an async task must still run: it counts its steps taken while both were blocked.
-        let progress = ProgressCounter()
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(5))
-                if sleepersBlocking.withLock({ $0 }) == 2 { progress.bump() }
-            }
-        }
-        let records = (1...6).map { _ in Record(["ms": 200]) }
+        // Every call of a blocking plugin notes whether it ran on a luapipe worker thread.
+        let records = (1...6).map { _ in Record(["ms": 50]) }
         _ = try await Self.run(.sync, "  - use: sleeper\n    instances: 2\n", records)
-        ticker.cancel()
-        #expect(progress.value >= 3, "async work made \(progress.value) steps while both plugins blocked")
+        let sync = sleeperThreads.withLock { $0 }
+        #expect(sync.count == 6 && sync.allSatisfy { $0 }, "\(sync)")
+        // A Lua plugin's print runs on the thread of its state: the log handler notes it.
+        let threads = Locked<[Bool]>([])
+        let lua = await PluginHarness.run(lua: Self.fixtures + "/plugins/printer.lua", records: [["n": 1], ["n": 2]],
+                                          onLog: { threads.withLock { $0.append(WorkerThread.onWorkerThread) } })
+        #expect(lua.error == nil && lua.logs.count == 4, "\(lua.logs)")
+        #expect(threads.withLock { $0 }.allSatisfy { $0 } && threads.withLock { $0 }.count == 4)
     }
-}
-
-final class ProgressCounter: Sendable {
-    private let n = Locked(0)
-    func bump() { n.withLock { $0 += 1 } }
-    var value: Int { n.withLock { $0 } }
 }
 
 import Synchronization
