@@ -49,6 +49,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore", "LuaPipe", "LuaPipeTesting"]),
+        .executableTarget(name: "luapipe-fuzz", dependencies: ["LuaRuntime", "LuaPipeCore"]),
         .target(
             name: "LuaPipeTesting",
             dependencies: ["LuaPipe", "LuaRuntime", .product(name: "Logging", package: "swift-log")]

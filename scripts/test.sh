@@ -7,4 +7,7 @@ need_lua_dev
 # The end-to-end tests run the release binary (what users run); build it first.
 swift build -c release --product luapipe
 export LUAPIPE_BIN="$PWD/.build/release/luapipe"
+# The fuzz targets' seed corpus and every kept crasher, through the same checks the fuzzer makes.
+swift build --product luapipe-fuzz
+.build/debug/luapipe-fuzz Fuzz/corpus/json/* $(ls Fuzz/crashers/* 2>/dev/null)
 swift test "$@"

@@ -171,7 +171,7 @@ public final class LuaState {
         return try load(bytes, chunkName: "@" + path, timeout: timeout)
     }
 
-    static func readFile(_ path: String) -> [UInt8]? {
+    public static func readFile(_ path: String) -> [UInt8]? {
         guard let f = fopen(path, "rb") else { return nil }
         defer { fclose(f) }
         var out: [UInt8] = []
