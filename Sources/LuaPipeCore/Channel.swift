@@ -18,37 +18,31 @@ public final class Channel<Element: Sendable>: Sendable {
     public init(capacity: Int) { self.capacity = max(1, capacity) }
 
     public func send(_ element: Element) async {
-        let delivered: Bool = state.withLock { s in
-            if s.finished { return true }
-            if let r = s.receiver {
-                s.receiver = nil
-                r.resume(returning: element)
-                return true
-            }
-            if s.buffer.count < capacity {
-                s.buffer.append(element)
-                return true
-            }
-            return false
-        }
-        if delivered { return }
+        if state.withLock({ deliver(element, &$0) }) { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let resumeNow: Bool = state.withLock { s in
-                if s.finished { return true }
-                if let r = s.receiver {
-                    s.receiver = nil
-                    r.resume(returning: element)
-                    return true
-                }
-                if s.buffer.count < capacity {
-                    s.buffer.append(element)
-                    return true
-                }
+                if deliver(element, &s) { return true }
                 s.senders.append((element, c))
                 return false
             }
             if resumeNow { c.resume() }
         }
+    }
+
+    /// Hands the element to a waiting receiver or the buffer (or drops it when finished);
+    /// false when the buffer is full.
+    private func deliver(_ element: Element, _ s: inout State) -> Bool {
+        if s.finished { return true }
+        if let r = s.receiver {
+            s.receiver = nil
+            r.resume(returning: element)
+            return true
+        }
+        if s.buffer.count < capacity {
+            s.buffer.append(element)
+            return true
+        }
+        return false
     }
 
     /// The next element, or nil once the channel is finished and drained.

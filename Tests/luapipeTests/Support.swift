@@ -24,15 +24,7 @@ enum Binary {
 
     /// Runs luapipe with `args`, feeding `input` on stdin; kills it after `timeout`.
     static func run(_ args: [String], input: String = "", timeout: TimeInterval = 60, cwd: String? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        p.currentDirectoryURL = URL(fileURLWithPath: cwd ?? fixtures)
-        let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = outPipe
-        p.standardError = errPipe
-        try p.run()
+        let (p, inPipe, outPipe, errPipe) = try start(args, cwd: cwd)
         let writer = Thread {
             inPipe.fileHandleForWriting.write(input.data(using: .utf8)!)
             try? inPipe.fileHandleForWriting.close()
