@@ -47,3 +47,14 @@ python3 bench/compare.py "$out/ref.jsonl" "$out/w2.jsonl"
 echo
 echo "runtime API (luapipe-microbench, one thread):"
 .build/release/luapipe-microbench 2000000
+echo
+python3 bench/latency.py "$bin" bench/lua.yaml
+if [ -n "${BENCH_P4:-}" ]; then
+  # P4: peak RSS at 10x the records (set BENCH_P4=1; generates a ~380 MB file).
+  big=$((n * 10))
+  [ -f "$out/data-$big.jsonl" ] || python3 bench/gen.py "$big" "$out/data-$big.jsonl"
+  for m in $n $big; do
+    /usr/bin/time -f "%M" -o "$out/rss.txt" "$bin" run bench/lua.yaml --workers 2 --input "$out/data-$m.jsonl" --output /dev/null
+    echo "P4 $m records: peak RSS $(( $(cat "$out/rss.txt") / 1024 )) MB"
+  done
+fi
