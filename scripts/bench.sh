@@ -48,6 +48,16 @@ echo
 echo "runtime API (luapipe-microbench, one thread):"
 .build/release/luapipe-microbench 2000000
 echo
+# P3: the Python peer (asyncio + to_thread + lupa) on a tenth of the records (it is slow).
+python3 -c 'import lupa' 2>/dev/null || python3 -m pip install -q lupa >/dev/null 2>&1
+small=$((n / 10))
+head -n "$small" "$data" > "$out/small.jsonl"
+/usr/bin/time -f "%e" -o "$out/t.txt" python3 bench/python_peer.py < "$out/small.jsonl" > "$out/py.jsonl"
+py=$(cat "$out/t.txt")
+/usr/bin/time -f "%e" -o "$out/t.txt" "$bin" run bench/lua.yaml --workers 2 --input "$out/small.jsonl" --output "$out/lp.jsonl"
+lp=$(cat "$out/t.txt")
+awk -v py="$py" -v lp="$lp" -v n="$small" 'BEGIN { printf "P3 %d records: Python peer %.2f s, luapipe --workers 2 %.2f s: %.1fx\n", n, py, lp, py / lp }'
+python3 bench/compare.py "$out/py.jsonl" "$out/lp.jsonl"
 python3 bench/latency.py "$bin" bench/lua.yaml
 if [ -n "${BENCH_P4:-}" ]; then
   # P4: peak RSS at 10x the records (set BENCH_P4=1; generates a ~380 MB file).
