@@ -35,6 +35,6 @@ struct PatternTests {
             return nil
         }
         #expect(code2 == .timeout)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(60))  // a hang detector: without the deadline this runs for hours
     }
 }

@@ -24,7 +24,7 @@ struct IsolationTests {
         let input = "{\"n\":1,\"mode\":\"bomb\"}\n{\"n\":2}\n"
         let script = """
         import resource, subprocess, sys
-        p = subprocess.run([sys.argv[1], "run", "runaway.yaml"], input=sys.argv[2].encode(), capture_output=True)
+        p = subprocess.run([sys.argv[1], "run", "bomb.yaml"], input=sys.argv[2].encode(), capture_output=True)
         sys.stdout.write(p.stdout.decode())
         print("status", p.returncode)
         print("maxrss_kb", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)

@@ -50,7 +50,7 @@ struct RunTests {
         #expect(s["dead_lettered"] as? Int == 1 && s["dropped"] as? Int == 1)
         let plugins = s["plugins"] as? [[String: Any]] ?? []
         #expect(plugins.last?["timeouts"] as? Int == 1, "\(plugins)")
-        #expect(elapsed < 10, "took \(elapsed) s")
+        #expect(elapsed < 60, "took \(elapsed) s")  // a hang detector, not a speed claim
     }
 
     @Test("input errors follow on_input_error", arguments: [

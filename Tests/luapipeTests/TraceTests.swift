@@ -9,7 +9,7 @@ struct TraceTests {
         let (p, input, output, _) = try Binary.start(["run", "trace.yaml", "--trace", path])
         let out = Collector(output.fileHandleForReading)
         input.fileHandleForWriting.write(Data("{\"name\":\"a\"}\n".utf8))
-        usleep(150_000)  // long enough for a few ticks
+        usleep(1_000_000)  // long enough for ticks every 10 ms, also on a loaded machine
         input.fileHandleForWriting.write(Data("{\"name\":\"b\"}\n".utf8))
         try input.fileHandleForWriting.close()
         p.waitUntilExit()
