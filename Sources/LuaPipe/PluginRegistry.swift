@@ -1,5 +1,4 @@
 import LuaPipeCore
-import Synchronization
 
 /// Native (Swift) plugins by name: the built-ins of SPEC §3 and whatever an embedder adds.
 public final class PluginRegistry: Sendable {

@@ -1,6 +1,5 @@
 import LuaPipeCore
 import LuaRuntime
-import Synchronization
 
 /// Runs a Lua plugin's own `tests` table (SPEC §2), for `luapipe test`: each test feeds its
 /// input through a one-plugin pipeline (setup, process, flush, teardown) and compares every

@@ -1,5 +1,4 @@
 import DequeModule
-import Synchronization
 
 /// A bounded, multi-producer single-consumer async channel: `send` suspends while it is full,
 /// so memory stays flat whatever the input size. `finish` ends it for the consumer after what

@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 
 /// Who a plugin instance is.
 public struct PluginInfo: Sendable, Hashable {

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// What every task of a run shares: the run-wide counters, the first failure, the stop flag.
 final class RunState: Sendable {

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The run-wide key-value store of SPEC §5 (`ctx.shared`), safe from every plugin and thread.
 public final class SharedStore: Sendable {

@@ -85,4 +85,3 @@ public final class StopFlag: Sendable {
     public var signal: Int32? { flag.withLock { $0 > 0 ? $0 : nil } }
 }
 
-import Synchronization

@@ -1,5 +1,4 @@
 import Histogram
-import Synchronization
 
 /// Counters of one plugin (all instances of one manifest entry).
 public struct PluginStats: Sendable {

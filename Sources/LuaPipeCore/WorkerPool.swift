@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The dedicated threads that run Lua and synchronous Swift plugins (`--workers`).
 /// Instances are placed round-robin; an instance stays on its thread for its whole life.

@@ -1,5 +1,4 @@
 import LuaPipeCore
-import Synchronization
 
 /// A source that serves records from memory, `batchSize` at a time (for tests).
 public final class ArraySource: RecordSource {

@@ -49,4 +49,3 @@ final class EndlessSourceLimited: RecordSource {
     }
 }
 
-import Synchronization

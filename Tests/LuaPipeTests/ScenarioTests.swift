@@ -139,4 +139,3 @@ struct ScenarioTests {
     }
 }
 
-import Synchronization
