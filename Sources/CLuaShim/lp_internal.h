@@ -31,6 +31,7 @@ void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what); // [-0
 /// Starts a fresh anchor table for the next pushed record (original key order). [-0,+0,m]
 void lp_anchor_reset(lua_State *L);
 void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on OOM
+int lp_utf8_valid(const uint8_t *s, size_t len);
 
 // The luapipe module (lp_module.c).
 int lp_open_luapipe(lua_State *L);  // lua_CFunction: pushes the module table

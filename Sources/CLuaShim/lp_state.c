@@ -233,23 +233,6 @@ int lp_rawgetfield(lua_State *L, int idx, const char *name) {
     return lua_rawget(L, idx);
 }
 
-// [tape] -> [value]
-static int lp_push_tape_main(lua_State *L) {
-    const uint8_t *tape = lua_touserdata(L, 1);
-    size_t len = (size_t)lua_tointeger(L, 2);
-    lua_settop(L, 0);
-    lp_tape_push(L, tape, len);
-    return 1;
-}
-
-int lp_push_tape(lua_State *L, const uint8_t *tape, size_t len) {
-    if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
-    lua_pushcfunction(L, lp_push_tape_main);
-    lua_pushlightuserdata(L, (void *)tape);
-    lua_pushinteger(L, (lua_Integer)len);
-    return lp_pcall_limited(L, 2, 1, 0);
-}
-
 // [value, buf] -> []
 static int lp_to_tape_main(lua_State *L) {
     lp_buf *out = lua_touserdata(L, 2);

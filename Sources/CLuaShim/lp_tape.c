@@ -356,9 +356,14 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
         if (anchored >= 0 && w->orig[anchored] != LP_T_OBJECT) anchored = -1;
     }
     lua_Integer n = (lua_Integer)lua_rawlen(L, t);
-    if (kind == 0) kind = (n > 0 && count_entries(L, t) == n) ? 1 : 2;
+    lua_Integer entries = -1;  // counted once, only when the kind or a list needs it
+    if (kind == 0) {
+        entries = n > 0 ? count_entries(L, t) : -1;
+        kind = (n > 0 && entries == n) ? 1 : 2;
+    }
     if (kind == 1) {
-        if (count_entries(L, t) != n)
+        if (entries < 0) entries = count_entries(L, t);
+        if (entries != n)
             fail(L, w, depth, "%s", "a list has holes or named fields (only keys 1..n)");
         write_array(L, w, t, depth, n);
     } else {

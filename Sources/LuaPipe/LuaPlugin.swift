@@ -137,14 +137,7 @@ public final class LuaPlugin: Plugin, WorkerBound {
         let outcome: String? = await confined.worker.run { [confined] in
             confined.withValue { slot -> String? in
                 do {
-                    var fresh = source
-                    let lua = try LuaState(options: settings.options)
-                    let table = try lua.load(file: path, timeout: timeout)
-                    fresh = try LuaPluginSource.check(lua, table, path: path)
-                    guard fresh.name == source.name else {
-                        return "\(path) now declares name '\(fresh.name)', not '\(source.name)'"
-                    }
-                    let new = try LuaInstance(source: fresh, settings: settings, context: context, timeout: timeout)
+                    let new = try LuaInstance(source: source, settings: settings, context: context, timeout: timeout)
                     slot?.teardown(timeout: timeout)
                     slot = new
                     return nil
@@ -196,7 +189,10 @@ final class LuaInstance {
         options.root = options.root ?? source.folder
         state = try LuaState(options: options, host: host)
         table = try state.load(file: source.path, timeout: timeout)
-        _ = try LuaPluginSource.check(state, table, path: source.path)
+        let now = try LuaPluginSource.check(state, table, path: source.path)
+        guard now.name == source.name else {  // the file was edited (--watch) or replaced
+            throw PipelineError(.plugin, "\(source.path) now declares name '\(now.name)', not '\(source.name)'")
+        }
         process = state.refField(table, "process")!
         for f in ["setup", "tick", "flush", "teardown"] {
             if let r = state.refField(table, f) { functions[f] = r }

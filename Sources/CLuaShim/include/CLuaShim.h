@@ -128,8 +128,6 @@ void lp_unref(lua_State *L, int ref);
 int lp_getref(lua_State *L, int ref);
 /// Pushes the field `name` of the table at the top (raw get; no metamethods). [-0, +1, -]
 int lp_rawgetfield(lua_State *L, int idx, const char *name);
-/// Pushes a table built from a tape. Protected. [-0, +1, -]
-int lp_push_tape(lua_State *L, const uint8_t *tape, size_t len);
 /// Writes the value at `idx` as a tape. Protected; on error the message is on the stack.
 /// [-0, +(0|1), -]
 int lp_to_tape(lua_State *L, int idx, lp_buf *out);
@@ -157,8 +155,6 @@ void lp_set_codec(lp_codec_fn decode, lp_codec_fn encode);
 /// The light userdata that stands for JSON null (`luapipe.null`).
 void *lp_null(void);
 
-/// Checks that bytes are valid UTF-8 (used by the tape writer, exposed for tests).
-int lp_utf8_valid(const uint8_t *s, size_t len);
 
 #ifdef __cplusplus
 }
