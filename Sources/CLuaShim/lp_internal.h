@@ -17,6 +17,8 @@ struct lp_ctl {
     int limit_hit;          // LP_LIMIT_* of the current/last call
     int hook_count;
     lp_call *call;          // the call in progress (for ctx.emit), or NULL
+    uint64_t serial;        // counts lp_run calls: what was pushed for which call
+    uint64_t anchor_serial; // the call the registry's anchor table belongs to
 };
 
 lp_ctl *lp_ctl_get(lua_State *L);
@@ -28,8 +30,35 @@ extern const char lp_key_array_mt, lp_key_object_mt, lp_key_anchor, lp_key_codec
 // Tape writer (lp_tape.c). Both raise Lua errors; run only inside protected code.
 void lp_tape_push(lua_State *L, const uint8_t *tape, size_t len);   // [-0, +1, e]
 void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what); // [-0, +0, e]
-/// Starts a fresh anchor table for the next pushed record (original key order). [-0,+0,m]
+/// Starts a new call: tables pushed from now on are anchored afresh. [-0, +0, -]
 void lp_anchor_reset(lua_State *L);
+/// Remembers that table `t` came from offset `off` of the current call's tape. [-0, +0, m]
+void lp_anchor_set(lua_State *L, int t, size_t off);
+/// Pushes the value at offset `at` of `tape`, anchoring its tables when `anchored`. [-0,+1,e]
+void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at, int anchored);
+/// The offset just past the value starting at `at`.
+size_t lp_tape_skip(const uint8_t *tape, size_t at);
+
+// Lazy records (lp_lazy.c): the call's record, built field by field as the plugin reads it.
+typedef struct lp_lazy {
+    uint32_t count, len;   // top-level keys; tape bytes
+    uint64_t serial;       // the call it was pushed for
+    uint32_t *key_at;      // offset of each key entry (u32 length, bytes, then the value)
+    uint8_t *loaded;       // per key: 1 once the table holds (or deleted) the field
+    uint8_t *tape;         // the record's own copy of the tape
+} lp_lazy;
+extern const char lp_key_lazy_mt;
+void lp_lazy_open(lua_State *L);                                     // [-0, +0, m]
+void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial); // [-0,+1,m]
+/// The lazy state of the table at `t`, or NULL for anything else. [-0, +0, -]
+lp_lazy *lp_lazy_of(lua_State *L, int t);
+/// The index of key k among the record's original keys, or -1.
+int lp_lazy_find(const lp_lazy *z, const char *k, size_t n);
+/// True for the hidden key a lazy table keeps its state under. [-0, +0, -]
+int lp_lazy_hidden_key(lua_State *L, int idx);
+/// Builds every field still missing and makes `t` a plain table. [-0, +0, e]
+void lp_lazy_materialize(lua_State *L, int t);
+int lp_plain(lua_State *L);  // lua_CFunction: luapipe._plain
 void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on OOM
 int lp_utf8_valid(const uint8_t *s, size_t len);
 

@@ -77,6 +77,7 @@ static int lp_mark(lua_State *L, const void *key) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L);
     else luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    lp_lazy_materialize(L, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, key);
     lua_setmetatable(L, 1);
     return 1;
@@ -216,6 +217,7 @@ int lp_open_luapipe(lua_State *L) {
     lua_setmetatable(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_scratch);
     lp_anchor_reset(L);
+    lp_lazy_open(L);
 
     lua_createtable(L, 0, 6);
     lua_pushlightuserdata(L, lp_null());
@@ -236,5 +238,7 @@ int lp_open_luapipe(lua_State *L) {
     lua_setfield(L, -2, "_emit");
     lua_pushcfunction(L, lp_limit_hit_fn);
     lua_setfield(L, -2, "_limit_hit");
+    lua_pushcfunction(L, lp_plain);
+    lua_setfield(L, -2, "_plain");
     return 1;
 }

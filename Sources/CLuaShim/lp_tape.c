@@ -39,7 +39,7 @@ static inline void patch_u32(lp_buf *b, size_t at, uint32_t v) { memcpy(b->data 
 
 typedef struct reader {
     const uint8_t *base, *p, *end;
-    int anchor;  // stack index of the anchor table, 0: do not anchor
+    int anchored;  // remember where each table came from (the current call's record)
 } reader;
 
 static void corrupt(lua_State *L) { luaL_error(L, "luapipe: corrupt record tape (a bug)"); }
@@ -105,32 +105,56 @@ static void push_value(lua_State *L, reader *r, int depth) {
             lua_rawgetp(L, LUA_REGISTRYINDEX, tag == LP_T_ARRAY ? &lp_key_array_mt : &lp_key_object_mt);
             lua_setmetatable(L, t);
         }
-        if (r->anchor) {  // remember where this table came from: its key order
-            lua_pushvalue(L, t);
-            lua_pushinteger(L, (lua_Integer)(start - r->base));
-            lua_rawset(L, r->anchor);
-        }
+        if (r->anchored) lp_anchor_set(L, t, (size_t)(start - r->base));  // its key order
         return;
     }
     default: corrupt(L);
     }
 }
 
-void lp_anchor_reset(lua_State *L) {
+// The anchor table maps each table pushed from the current call's record to its offset in
+// that tape, which gives the writer the record's original key order. It is made when first
+// needed, once per call at most.
+void lp_anchor_reset(lua_State *L) { lp_ctl_get(L)->serial++; }
+
+static int anchor_push(lua_State *L) {  // [-0, +1, m]: the current call's anchor table
+    lp_ctl *c = lp_ctl_get(L);
+    if (c->anchor_serial == c->serial && lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_anchor) == LUA_TTABLE)
+        return lua_gettop(L);
+    if (c->anchor_serial == c->serial) lua_pop(L, 1);
     lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);
+    c->anchor_serial = c->serial;
+    return lua_gettop(L);
+}
+
+void lp_anchor_set(lua_State *L, int t, size_t off) {
+    t = lua_absindex(L, t);
+    luaL_checkstack(L, 3, "record nested too deep");
+    int a = anchor_push(L);
+    lua_pushvalue(L, t);
+    lua_pushinteger(L, (lua_Integer)off);
+    lua_rawset(L, a);
+    lua_pop(L, 1);
+}
+
+void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at, int anchored) {
+    if (at >= len) corrupt(L);
+    reader r = { tape, tape + at, tape + len, anchored };
+    push_value(L, &r, 0);
 }
 
 void lp_tape_push(lua_State *L, const uint8_t *tape, size_t len) {
     lp_ctl *c = lp_ctl_get(L);
-    reader r = { tape, tape, tape + len, 0 };
     int anchored = c->call && c->call->arg == tape;
-    if (anchored) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);
-        r.anchor = lua_gettop(L);
+    uint32_t count = 0;
+    if (len >= 9) memcpy(&count, tape + 1, 4);
+    if (anchored && len >= 9 && tape[0] == LP_T_OBJECT && count > 0) {
+        lp_lazy_push(L, tape, len, c->serial);  // the call's record: built as it is read
+        return;
     }
-    push_value(L, &r, 0);
-    if (anchored) lua_remove(L, r.anchor);
+    lp_tape_push_at(L, tape, len, 0, anchored);
 }
 
 // MARK: - Write (Lua -> tape)
@@ -143,7 +167,7 @@ typedef struct writer {
     const uint8_t *orig;   // the tape the current call's record came from, or NULL
     size_t orig_len;
     int anchor;            // stack index of the anchor table, 0: none
-    int array_mt, object_mt;
+    int array_mt, object_mt, lazy_mt;
     const void *seen[LP_MAX_DEPTH + 2];
     path_item path[LP_MAX_DEPTH + 2];
 } writer;
@@ -242,6 +266,81 @@ static size_t orig_keys(lua_State *L, writer *w, size_t off, keyref **keys, keyr
     return count;
 }
 
+static void check_key(lua_State *L, writer *w, int depth) {
+    if (lua_type(L, -1) == LUA_TSTRING) return;
+    const char *kind = lua_isinteger(L, -1) ? "a table mixes list items and named fields"
+                                           : "a table key is not a string";
+    fail(L, w, depth, "%s (JSON objects need string keys)", kind);
+}
+
+// Writes the keys of `t` that are neither among `orig` nor among the lazy record's keys, in
+// sorted order; at most `room` of them. Returns how many it wrote.
+static uint32_t write_extras(lua_State *L, writer *w, int t, int depth, const keyref *orig, size_t norig,
+                             const lp_lazy *z, size_t room) {
+    keyref *extra = lua_newuserdatauv(L, sizeof(keyref) * room, 0);
+    size_t nextra = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (z && lp_lazy_hidden_key(L, -1)) continue;
+        check_key(L, w, depth);
+        keyref k;
+        k.s = lua_tolstring(L, -1, &k.n);  // a string key: no conversion, no allocation
+        int known = z && lp_lazy_find(z, k.s, k.n) >= 0;
+        for (size_t i = 0; i < norig && !known; i++)
+            known = orig[i].n == k.n && memcmp(orig[i].s, k.s, k.n) == 0;
+        if (known) continue;
+        if (nextra == room) fail(L, w, depth, "%s", "the table changed while it was written");
+        extra[nextra++] = k;
+    }
+    qsort(extra, nextra, sizeof *extra, keyref_cmp);
+    for (size_t i = 0; i < nextra; i++) {
+        lua_pushlstring(L, extra[i].s, extra[i].n);
+        lua_rawget(L, t);
+        w->path[depth + 1] = (path_item){ extra[i].s, extra[i].n, 0 };
+        write_key(L, w, extra[i].s, extra[i].n, depth + 1);
+        write_value(L, w, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);  // extra
+    return (uint32_t)nextra;
+}
+
+// A lazy record: fields never touched are copied from its tape as they are.
+static void write_lazy(lua_State *L, writer *w, int t, int depth, const lp_lazy *z) {
+    put_u8(L, w->out, LP_T_OBJECT);
+    size_t at = w->out->len;
+    put_u32(L, w->out, 0); put_u32(L, w->out, 0);
+    uint32_t written = 0;
+    int scratch = lua_gettop(L);
+    for (uint32_t i = 0; i < z->count; i++) {
+        const uint8_t *p = z->tape + z->key_at[i];
+        uint32_t n; memcpy(&n, p, 4);
+        if (!z->loaded[i]) {
+            size_t end = lp_tape_skip(z->tape, z->key_at[i] + 4 + n);
+            lp_buf_put(L, w->out, p, end - z->key_at[i]);
+            written++;
+            continue;
+        }
+        lua_pushlstring(L, (const char *)p + 4, n);
+        if (lua_rawget(L, t) != LUA_TNIL) {
+            w->path[depth + 1] = (path_item){ (const char *)p + 4, n, 0 };
+            lp_buf_put(L, w->out, p, 4 + n);
+            write_value(L, w, lua_gettop(L), depth + 1);
+            written++;
+        }
+        lua_pop(L, 1);
+    }
+    // Fields the plugin added: the raw table holds only what was read or written.
+    size_t total = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) { lua_pop(L, 1); total++; }
+    written += write_extras(L, w, t, depth, NULL, 0, z, total);
+    lua_settop(L, scratch);
+    patch_u32(w->out, at, written);
+    patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));
+}
+
 static void write_object(lua_State *L, writer *w, int t, int depth, lua_Integer anchored_off) {
     put_u8(L, w->out, LP_T_OBJECT);
     size_t at = w->out->len;
@@ -273,37 +372,10 @@ static void write_object(lua_State *L, writer *w, int t, int depth, lua_Integer 
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            const char *kind = lua_isinteger(L, -1) ? "a table mixes list items and named fields"
-                                                   : "a table key is not a string";
-            fail(L, w, depth, "%s (JSON objects need string keys)", kind);
-        }
+        check_key(L, w, depth);
         total++;
     }
-    if (total > written) {
-        keyref *extra = lua_newuserdatauv(L, sizeof(keyref) * (total - written), 0);
-        size_t nextra = 0;
-        lua_pushnil(L);
-        while (lua_next(L, t)) {
-            lua_pop(L, 1);
-            keyref k;
-            k.s = lua_tolstring(L, -1, &k.n);  // a string key: no conversion, no allocation
-            int known = 0;
-            for (size_t i = 0; i < norig && !known; i++)
-                known = orig[i].n == k.n && memcmp(orig[i].s, k.s, k.n) == 0;
-            if (!known) extra[nextra++] = k;
-        }
-        qsort(extra, nextra, sizeof *extra, keyref_cmp);
-        for (size_t i = 0; i < nextra; i++) {
-            lua_pushlstring(L, extra[i].s, extra[i].n);
-            lua_rawget(L, t);
-            w->path[depth + 1] = (path_item){ extra[i].s, extra[i].n, 0 };
-            write_key(L, w, extra[i].s, extra[i].n, depth + 1);
-            write_value(L, w, lua_gettop(L), depth + 1);
-            lua_pop(L, 1);
-            written++;
-        }
-    }
+    if (total > written) written += write_extras(L, w, t, depth, orig, norig, NULL, total - written);
     lua_settop(L, scratch);
     patch_u32(w->out, at, written);
     patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));
@@ -342,7 +414,13 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
     if (lua_getmetatable(L, t)) {
         if (lua_rawequal(L, -1, w->array_mt)) kind = 1;
         else if (lua_rawequal(L, -1, w->object_mt)) kind = 2;
+        else if (lua_rawequal(L, -1, w->lazy_mt)) kind = 3;
         lua_pop(L, 1);
+    }
+    if (kind == 3) {
+        const lp_lazy *z = lp_lazy_of(L, t);
+        if (z) { write_lazy(L, w, t, depth, z); return; }
+        kind = 2;
     }
     if (w->anchor) {
         lua_pushvalue(L, t);
@@ -421,7 +499,9 @@ void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what) {
     w->array_mt = lua_gettop(L);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_object_mt);
     w->object_mt = lua_gettop(L);
-    if (c->call && c->call->arg) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
+    w->lazy_mt = lua_gettop(L);
+    if (c->call && c->call->arg && c->anchor_serial == c->serial) {
         w->orig = c->call->arg;
         w->orig_len = c->call->arg_len;
         lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_anchor);

@@ -89,8 +89,10 @@ final class Collector: @unchecked Sendable {
         }.start()
     }
 
+    /// What the pipe gave, once it ended; after 120 s without an end, what it gave so far
+    /// is not known and the text says so (a test fails instead of hanging the run).
     func text() -> String {
-        done.wait()
+        if done.wait(timeout: .now() + 120) == .timedOut { return "(no end of output after 120 s)" }
         lock.lock()
         defer { lock.unlock() }
         return String(decoding: data, as: UTF8.self)

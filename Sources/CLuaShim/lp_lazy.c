@@ -1,0 +1,169 @@
+// Lazy records: the record a call receives is a table whose fields are built from the tape
+// when first read (or written), not all up front. A plugin that touches two of ten fields
+// builds two; on the way back the untouched fields are copied from the tape as bytes.
+//
+// The table keeps a userdata (under a private light-userdata key) with its own copy of the
+// tape, so a record a plugin keeps past its call stays whole. Anything that could see the
+// difference turns the table into a plain one first ("materialize"): pairs (via __pairs),
+// and the sandbox's next, rawget, rawset, getmetatable and setmetatable (see lp_sandbox.c).
+#include <string.h>
+#include "lp_internal.h"
+
+const char lp_key_lazy_mt = 0;
+static const char lp_key_lazy = 0;  // the table's hidden field holding its lp_lazy
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+size_t lp_tape_skip(const uint8_t *tape, size_t at) {
+    switch (tape[at]) {
+    case LP_T_INT: case LP_T_DOUBLE: return at + 9;
+    case LP_T_STRING: return at + 5 + rd32(tape + at + 1);
+    case LP_T_ARRAY: case LP_T_OBJECT: return at + 9 + rd32(tape + at + 5);
+    default: return at + 1;
+    }
+}
+
+// [-0, +1, m]: a lazy table for the OBJECT at the start of `tape` (count > 0).
+void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial) {
+    uint32_t count = rd32(tape + 1);
+    lua_createtable(L, 0, 4);
+    int t = lua_gettop(L);
+    size_t head = sizeof(lp_lazy) + count * sizeof(uint32_t) + count;
+    lp_lazy *z = lua_newuserdatauv(L, head + len, 0);
+    z->count = count;
+    z->len = (uint32_t)len;
+    z->serial = serial;
+    z->key_at = (uint32_t *)(z + 1);
+    z->loaded = (uint8_t *)(z->key_at + count);
+    z->tape = z->loaded + count;
+    memcpy(z->tape, tape, len);
+    memset(z->loaded, 0, count);
+    size_t at = 9;
+    for (uint32_t i = 0; i < count; i++) {
+        if (at + 4 > len) luaL_error(L, "luapipe: corrupt record tape (a bug)");
+        z->key_at[i] = (uint32_t)at;
+        at = lp_tape_skip(z->tape, at + 4 + rd32(z->tape + at));
+    }
+    if (at > len) luaL_error(L, "luapipe: corrupt record tape (a bug)");
+    lua_rawsetp(L, t, &lp_key_lazy);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
+    lua_setmetatable(L, t);
+}
+
+int lp_lazy_hidden_key(lua_State *L, int idx) {
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == (void *)&lp_key_lazy;
+}
+
+lp_lazy *lp_lazy_of(lua_State *L, int t) {
+    if (lua_type(L, t) != LUA_TTABLE || !lua_getmetatable(L, t)) return NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
+    int is = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!is) return NULL;
+    lua_rawgetp(L, t, &lp_key_lazy);
+    lp_lazy *z = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return z;
+}
+
+int lp_lazy_find(const lp_lazy *z, const char *k, size_t n) {
+    for (uint32_t i = 0; i < z->count; i++) {
+        const uint8_t *p = z->tape + z->key_at[i];
+        if (rd32(p) == n && memcmp(p + 4, k, n) == 0) return (int)i;
+    }
+    return -1;
+}
+
+// Pushes field i's value from the tape. Nested tables remember their place (key order) only
+// while the call the record came with runs: later, offsets would point into another tape.
+static void push_field(lua_State *L, lp_lazy *z, uint32_t i) {
+    size_t at = z->key_at[i];
+    at += 4 + rd32(z->tape + at);
+    lp_tape_push_at(L, z->tape, z->len, at, z->serial == lp_ctl_get(L)->serial);
+}
+
+// __index(t, k)
+static int lazy_index(lua_State *L) {
+    lp_lazy *z;
+    if (lua_type(L, 2) != LUA_TSTRING || !(z = lp_lazy_of(L, 1))) return 0;
+    size_t n;
+    const char *k = lua_tolstring(L, 2, &n);
+    int i = lp_lazy_find(z, k, n);
+    if (i < 0 || z->loaded[i]) return 0;  // not in the record, or deleted since
+    push_field(L, z, (uint32_t)i);
+    z->loaded[i] = 1;
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+// __newindex(t, k, v): a write to a field never read replaces the tape's value.
+static int lazy_newindex(lua_State *L) {
+    lp_lazy *z = lp_lazy_of(L, 1);
+    if (z && lua_type(L, 2) == LUA_TSTRING) {
+        size_t n;
+        const char *k = lua_tolstring(L, 2, &n);
+        int i = lp_lazy_find(z, k, n);
+        if (i >= 0) z->loaded[i] = 1;
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+void lp_lazy_materialize(lua_State *L, int t) {
+    t = lua_absindex(L, t);
+    lp_lazy *z = lp_lazy_of(L, t);
+    if (!z) return;
+    luaL_checkstack(L, 4, "record nested too deep");
+    for (uint32_t i = 0; i < z->count; i++) {
+        if (z->loaded[i]) continue;
+        const uint8_t *p = z->tape + z->key_at[i];
+        lua_pushlstring(L, (const char *)p + 4, rd32(p));
+        push_field(L, z, i);
+        lua_rawset(L, t);
+        z->loaded[i] = 1;
+    }
+    if (z->serial == lp_ctl_get(L)->serial) lp_anchor_set(L, t, 0);  // keeps the key order
+    lua_pushnil(L);
+    lua_rawsetp(L, t, &lp_key_lazy);
+    lua_pushnil(L);
+    lua_setmetatable(L, t);
+}
+
+static int raw_next(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+// __pairs(t)
+static int lazy_pairs(lua_State *L) {
+    lp_lazy_materialize(L, 1);
+    lua_pushcfunction(L, raw_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+// luapipe._plain(v): v, made a plain table first if it is a lazy record.
+int lp_plain(lua_State *L) {
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    lp_lazy_materialize(L, 1);
+    return 1;
+}
+
+void lp_lazy_open(lua_State *L) {
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, lazy_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, lazy_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, lazy_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
+}
