@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "LuaPipe", targets: ["LuaPipe"]),
         .library(name: "LuaPipeCore", targets: ["LuaPipeCore"]),
         .library(name: "LuaPipeTesting", targets: ["LuaPipeTesting"]),
+        .library(name: "LuaPipeCLI", targets: ["LuaPipeCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,13 +42,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "luapipe",
+        .target(
+            name: "LuaPipeCLI",
             dependencies: [
                 "LuaPipe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "luapipe", dependencies: ["LuaPipeCLI"]),
         .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore", "LuaPipe", "LuaPipeTesting"]),
         .executableTarget(name: "luapipe-fuzz", dependencies: ["LuaRuntime", "LuaPipeCore"]),
         .target(

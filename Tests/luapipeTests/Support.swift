@@ -22,9 +22,10 @@ enum Binary {
         var lines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
     }
 
-    /// Runs luapipe with `args`, feeding `input` on stdin; kills it after `timeout`.
-    static func run(_ args: [String], input: String = "", timeout: TimeInterval = 60, cwd: String? = nil) throws -> Result {
-        let (p, inPipe, outPipe, errPipe) = try start(args, cwd: cwd)
+    /// Runs luapipe (or `executable`) with `args`, feeding `input` on stdin; kills it after `timeout`.
+    static func run(_ args: [String], input: String = "", timeout: TimeInterval = 60, cwd: String? = nil,
+                    executable: String? = nil) throws -> Result {
+        let (p, inPipe, outPipe, errPipe) = try start(args, cwd: cwd, executable: executable)
         let writer = Thread {
             inPipe.fileHandleForWriting.write(input.data(using: .utf8)!)
             try? inPipe.fileHandleForWriting.close()
@@ -35,16 +36,16 @@ enum Binary {
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning {
             p.terminate()
-            Issue.record("luapipe \(args) did not end within \(timeout) s")
+            Issue.record("\(executable ?? "luapipe") \(args) did not end within \(timeout) s")
         }
         p.waitUntilExit()
         return Result(status: p.terminationStatus, stdout: out.text(), stderr: err.text())
     }
 
     /// Starts luapipe and returns the process and its pipes, for streaming and signal tests.
-    static func start(_ args: [String], cwd: String? = nil) throws -> (Process, Pipe, Pipe, Pipe) {
+    static func start(_ args: [String], cwd: String? = nil, executable: String? = nil) throws -> (Process, Pipe, Pipe, Pipe) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
+        p.executableURL = URL(fileURLWithPath: executable ?? path)
         p.arguments = args
         p.currentDirectoryURL = URL(fileURLWithPath: cwd ?? fixtures)
         let inPipe = Pipe(), outPipe = Pipe(), errPipe = Pipe()

@@ -50,4 +50,29 @@ struct NewCommandTests {
         let bad = try Binary.run(["new", "Bad Name", "--dir", dir])
         #expect(bad.status != 0 && bad.stderr.contains("must match [a-z0-9_-]+"))
     }
+
+    /// Builds a package that depends on this checkout: about a minute of compiling.
+    @Test("a new Swift plugin package builds, passes its own tests untouched, and runs in its own luapipe",
+          .timeLimit(.minutes(20)))
+    func scaffoldSwift() throws {
+        let dir = Binary.temp("new-swift-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let made = try Binary.run(["new", "greet", "--swift", "--dir", dir, "--luapipe", Binary.packageRoot])
+        #expect(made.status == 0, "\(made.stderr)")
+        let pkg = dir + "/greet"
+        let swift = "/usr/bin/env"
+        let built = try Binary.run(["swift", "build", "--package-path", pkg], timeout: 1200, executable: swift)
+        #expect(built.status == 0, "\(built.stdout.suffix(2000))\(built.stderr.suffix(2000))")
+        let tested = try Binary.run(["swift", "test", "--package-path", pkg], timeout: 600, executable: swift)
+        #expect(tested.status == 0 && tested.stdout.contains("2 tests in 1 suite passed"),
+                "\(tested.stdout.suffix(2000))\(tested.stderr.suffix(2000))")
+        let own = pkg + "/.build/debug/greet-luapipe"
+        let ran = try Binary.run(["run", "example.yaml", "--input", "example.jsonl"], cwd: pkg, executable: own)
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.lines == [#"{"id":1,"greeting":"hello"}"#, #"{"id":2,"greeting":"hello"}"#])
+        let listed = try Binary.run(["plugins"], cwd: pkg, executable: own)
+        #expect(listed.lines.contains { $0.hasPrefix("greet ") && $0.contains("swift-sync") }, "\(listed.stdout)")
+        let missing = try Binary.run(["new", "other", "--swift", "--dir", dir, "--luapipe", dir + "/nowhere"])
+        #expect(missing.status == 2 && missing.stderr.contains("no luapipe package at"), "\(missing.stderr)")
+    }
 }

@@ -17,7 +17,7 @@ struct Check: AsyncParsableCommand {
         defer { pool.shutdown() }
         do {
             let m = try Manifest.load(path: manifest)
-            let builder = PipelineBuilder(manifest: m, registry: PluginRegistry(),
+            let builder = PipelineBuilder(manifest: m, registry: LuaPipeCLI.registry(),
                                           options: .init(workers: workers), pool: pool)
             let resolved = try await builder.resolve()
             print("pipeline \(m.path): \(resolved.count) plugin\(resolved.count == 1 ? "" : "s"), in this order:")
@@ -50,7 +50,7 @@ struct Plugins: AsyncParsableCommand {
         let dirs = paths.isEmpty ? ["plugins", "."] : paths
         let worker = WorkerThread(name: "plugins")
         defer { worker.shutdown() }
-        let registry = PluginRegistry()
+        let registry = LuaPipeCLI.registry()
         let found = await worker.run { Discovery.list(paths: dirs, registry: registry) }
         let width = max(4, found.map(\.name.count).max() ?? 0)
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }

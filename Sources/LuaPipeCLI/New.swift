@@ -7,10 +7,14 @@ import Glibc
 #endif
 
 struct New: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Scaffold a Lua plugin with a passing test.")
+    static let configuration = CommandConfiguration(abstract: "Scaffold a Lua plugin (or, with --swift, a Swift plugin package) with a passing test.")
 
     @Argument(help: "The plugin's name: [a-z0-9_-]+.") var name: String
     @Option(help: "The folder to create it in.") var dir: String = "."
+    @Flag(help: "A Swift package: the plugin as a library that registers it, luapipe's CLI with it built in, a test.")
+    var swift = false
+    @Option(help: "With --swift: where the package gets luapipe from, a path or a git URL (default: the checkout this luapipe was built from).")
+    var luapipe: String?
 
     func validate() throws {
         guard !name.isEmpty, name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 || $0 == 95 }) else {
@@ -19,6 +23,7 @@ struct New: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if swift { return try scaffoldSwift() }
         let file = dir + "/" + name + ".lua"
         if FileIO.fileExists(file) {
             printError("luapipe: error: \(file) exists; choose another name or remove it")
@@ -68,6 +73,30 @@ struct New: AsyncParsableCommand {
         }
         print("created \(file) (types for your editor: \(typesDir)/luapipe.lua, \(luarc))")
         print("next: luapipe test \(file)")
+    }
+
+    private func scaffoldSwift() throws {
+        let root = dir + "/" + name
+        if FileIO.fileExists(root) {
+            printError("luapipe: error: \(root) exists; choose another name or remove it")
+            throw ExitCode(Exit.usage)
+        }
+        let source = luapipe ?? SwiftScaffold.sourceRoot
+        if !source.contains("://") && !FileIO.fileExists(source + "/Package.swift") {
+            printError("luapipe: error: no luapipe package at \(source); pass --luapipe PATH (a checkout) or --luapipe URL")
+            throw ExitCode(Exit.usage)
+        }
+        for (path, text) in SwiftScaffold.files(name: name, luapipe: source) {
+            let full = root + "/" + path
+            var folder = ""
+            for part in full.split(separator: "/", omittingEmptySubsequences: false).dropLast() {
+                folder += (folder.isEmpty && !full.hasPrefix("/") ? "" : "/") + part
+                if !folder.isEmpty { mkdir(folder, 0o755) }
+            }
+            try write(full, text)
+        }
+        print("created the Swift package \(root) (luapipe from \(source))")
+        print("next: cd \(root) && swift test && swift run \(name)-luapipe run example.yaml --input example.jsonl")
     }
 
     private func write(_ path: String, _ text: String) throws {

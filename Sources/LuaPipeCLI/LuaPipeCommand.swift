@@ -2,7 +2,31 @@ import ArgumentParser
 import LuaPipe
 import LuaPipeCore
 
-@main
+/// The `luapipe` command line as a library: a Swift program that registers its own native
+/// plugins runs the same CLI with them available to manifests.
+///
+/// ```swift
+/// import LuaPipeCLI
+/// import MyPlugins
+/// await LuaPipeCLI.main { registry in MyPlugins.register(in: registry) }
+/// ```
+public enum LuaPipeCLI {
+    private static let registrations = Locked<[@Sendable (PluginRegistry) -> Void]>([])
+
+    /// Parses the process's arguments and runs the command; exits the process.
+    public static func main(registering register: (@Sendable (PluginRegistry) -> Void)? = nil) async {
+        if let register { registrations.withLock { $0.append(register) } }
+        await LuaPipeCommand.main()
+    }
+
+    /// The built-in plugins and every registered native plugin.
+    static func registry() -> PluginRegistry {
+        let registry = PluginRegistry()
+        for register in registrations.withLock({ $0 }) { register(registry) }
+        return registry
+    }
+}
+
 struct LuaPipeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "luapipe",

@@ -48,7 +48,7 @@ struct Run: AsyncParsableCommand {
             io.shutdown()
         }
         let builder = PipelineBuilder(
-            manifest: m, registry: PluginRegistry(),
+            manifest: m, registry: LuaPipeCLI.registry(),
             options: .init(workers: workers, deadLetter: deadLetter.map { FileIO.absolute($0) },
                            onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:)),
                            hotReload: watch ? HotReload() : nil),

@@ -1,0 +1,3 @@
+import LuaPipeCLI
+
+await LuaPipeCLI.main()
