@@ -57,6 +57,7 @@ struct NewCommandTests {
     func scaffoldSwift() throws {
         let dir = Binary.temp("new-swift-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }  // its .build is large
         let made = try Binary.run(["new", "greet", "--swift", "--dir", dir, "--luapipe", Binary.packageRoot])
         #expect(made.status == 0, "\(made.stderr)")
         let pkg = dir + "/greet"
