@@ -25,9 +25,11 @@ let package = Package(
             providers: [.apt(["liblua5.4-dev"])]
         ),
         .target(name: "CLuaShim", dependencies: ["CLua"]),
+        .target(name: "CLuaPipeJSON"),
         .target(
             name: "LuaPipeCore",
             dependencies: [
+                "CLuaPipeJSON",
                 .product(name: "Collections", package: "swift-collections"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),

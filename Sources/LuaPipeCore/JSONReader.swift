@@ -1,3 +1,4 @@
+import CLuaPipeJSON
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,8 +33,26 @@ public struct JSONReader {
         out.reserveCapacity(capacity)
     }
 
+    /// The C reader (CLuaPipeJSON) accepts exactly what this one accepts, 3-4x faster; this
+    /// one runs when it refuses a text, to say what is wrong and where.
+    /// Nil when the C reader refuses the text (then `reference...` says why).
+    @inline(__always) public static func parseFast(_ bytes: UnsafeBufferPointer<UInt8>, recordOnly: Bool) -> Tape? {
+        guard let base = bytes.baseAddress else { return nil }
+        var len = 0
+        guard let tape = lp_json_parse_scratch(base, bytes.count, recordOnly ? 1 : 0, &len) else { return nil }
+        let t = Tape(bytes: Array(UnsafeBufferPointer(start: tape, count: len)))
+        if bytes.count > 1 << 17 { lp_json_scratch_trim() }
+        return t
+    }
+
     /// Parses one JSON object (a record). Anything else is an error.
     public static func parseRecord(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
+        if let t = parseFast(bytes, recordOnly: true) { return t }
+        return try referenceParseRecord(bytes)
+    }
+
+    /// The Swift reader alone: the reference the C reader is tested against.
+    public static func referenceParseRecord(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
         var r = JSONReader(bytes, capacity: bytes.count + 64)
         r.skipSpace()
         guard r.i < bytes.count, bytes[r.i] == UInt8(ascii: "{") else {
@@ -48,6 +67,11 @@ public struct JSONReader {
 
     /// Parses any JSON value.
     public static func parseValue(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
+        if let t = parseFast(bytes, recordOnly: false) { return t }
+        return try referenceParseValue(bytes)
+    }
+
+    public static func referenceParseValue(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
         var r = JSONReader(bytes, capacity: bytes.count + 16)
         r.skipSpace()
         try r.parseValue(depth: 0)

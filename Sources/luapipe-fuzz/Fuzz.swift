@@ -11,6 +11,12 @@ import Glibc
 /// The JSON target: parse; if it is a value, write it back and read that again: the writer's
 /// output must parse to the same value.
 func fuzzJSON(_ data: UnsafeBufferPointer<UInt8>) -> Tape? {
+    // The C reader and the Swift reference accept the same texts and make the same tapes.
+    for recordOnly in [true, false] {
+        let fast = JSONReader.parseFast(data, recordOnly: recordOnly)
+        let reference = recordOnly ? try? JSONReader.referenceParseRecord(data) : try? JSONReader.referenceParseValue(data)
+        precondition(fast?.bytes == reference?.bytes, "the C and Swift JSON readers disagree on \(Array(data))")
+    }
     let tape = (try? JSONReader.parseRecord(data)) ?? (try? JSONReader.parseValue(data))
     guard let tape else { return nil }
     var out: [UInt8] = []

@@ -1,0 +1,24 @@
+// JSON text <-> record tapes in C: the hot path of the JSON Lines reader and writer.
+// The tape layout is CLuaShim.h's (and Tape.swift's). Swift's JSONReader stays the
+// reference: on any error these return -1 and the caller asks the Swift reader, which
+// says what and where.
+#ifndef LP_JSON_H
+#define LP_JSON_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// The most tape bytes a JSON text of n bytes can give.
+static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
+
+/// Parses one JSON value (`record_only`: an object) from p[0..<n] into out, which holds at
+/// least lp_json_tape_bound(n) bytes. Returns the tape length, or -1 when the text is not
+/// accepted (the Swift reader then reports why).
+long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only);
+
+/// The same, into a buffer of the calling thread (kept between calls when under 1 MiB).
+/// Returns the tape, valid until the thread's next call, or NULL; *len is its length.
+const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len);
+/// Frees the calling thread's buffer if a long line made it larger than 1 MiB.
+void lp_json_scratch_trim(void);
+
+#endif
