@@ -1,13 +1,41 @@
+import CLuaPipeJSON
+
 /// Writes tapes and values as compact JSON: UTF-8, only the escapes JSON requires, integers
 /// as integers, floats always with a '.' or an exponent so they read back as floats.
 public enum JSONWriter {
-    /// Appends the JSON text of `tape` to `out`.
+    /// Appends the JSON text of `tape` to `out`, written by the C writer (CLuaPipeJSON),
+    /// which follows the Swift one below and uses its double formatting.
     public static func write(_ tape: Tape, to out: inout [UInt8]) {
+        _ = installed
+        tape.bytes.withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            var n = 0
+            if let text = lp_json_write_scratch(base, b.count, &n) {
+                out.append(contentsOf: UnsafeBufferPointer(start: text, count: n))
+            } else {
+                var i = 0
+                writeValue(b, &i, &out)
+            }
+        }
+    }
+
+    /// The Swift writer alone: the reference the C writer is tested against.
+    public static func referenceWrite(_ tape: Tape, to out: inout [UInt8]) {
         tape.bytes.withUnsafeBufferPointer { b in
             var i = 0
             writeValue(b, &i, &out)
         }
     }
+
+    private static let installed: Void = {
+        lp_json_set_double_formatter { d, out in
+            var s = d.description
+            return s.withUTF8 { u in
+                out!.update(from: u.baseAddress!, count: u.count)
+                return Int32(u.count)
+            }
+        }
+    }()
 
     public static func encode(_ value: Value) -> String {
         var out: [UInt8] = []

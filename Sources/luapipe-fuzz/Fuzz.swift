@@ -19,8 +19,10 @@ func fuzzJSON(_ data: UnsafeBufferPointer<UInt8>) -> Tape? {
     }
     let tape = (try? JSONReader.parseRecord(data)) ?? (try? JSONReader.parseValue(data))
     guard let tape else { return nil }
-    var out: [UInt8] = []
+    var out: [UInt8] = [], reference: [UInt8] = []
     JSONWriter.write(tape, to: &out)
+    JSONWriter.referenceWrite(tape, to: &reference)
+    precondition(out == reference, "the C and Swift JSON writers disagree")
     let again = out.withUnsafeBufferPointer { try? JSONReader.parseValue($0) }
     guard let again else { fatalError("the writer wrote what the reader refuses: \(String(decoding: out, as: UTF8.self))") }
     precondition(again.value() == tape.value(), "a JSON round trip changed the value")

@@ -3,14 +3,16 @@ import LuaPipeCore
 import Testing
 
 /// The C reader (the fast path) must accept exactly what the Swift reader accepts and make the
-/// same tape: over the fuzz seed corpus and every one-byte change of a few records.
-@Suite("C and Swift JSON readers agree")
+/// same tape, and the C writer must write what the Swift writer writes: over the fuzz seed
+/// corpus and every one-byte change of a few records.
+@Suite("C and Swift JSON readers and writers agree")
 struct JSONReaderAgreementTests {
     static let seeds = [
         #"{"id":100000,"name":"user_000000","email":"a@b.c","score":0.25,"tags":["x",[],{}],"n":null,"t":true,"f":false}"#,
         #"{"s":"\u00e9\ud83d\ude00\n\"\\\/","neg":-0,"big":18446744073709551616,"e":-1.5E+3,"min":-9223372036854775808}"#,
         #"  {"nested":{"a":{"b":[1,2,{"c":"é😀"}]}},"k":""}  "#,
         #"[1,"two",3.0,null]"#,
+        #"{"d":[0.1,1e-05,1e+20,5e-324,1.7976931348623157e+308,-0.0,100000.0,1e16,123456789012345680000.0],"c":"\u0001\u001f\t"}"#,
     ]
     /// Bytes that make a text valid, invalid, or differently valid.
     static let bytes: [UInt8] = Array(#"{}[]",:\/0123456789-+.eEtfnu aA"#.utf8) + [0, 0x0A, 0x1F, 0x7F, 0x80, 0xC3, 0xE2, 0xED, 0xF0, 0xF4, 0xF5, 0xFF]
@@ -18,8 +20,16 @@ struct JSONReaderAgreementTests {
     static func check(_ text: [UInt8]) -> Bool {
         text.withUnsafeBufferPointer { b in
             let record = JSONReader.parseFast(b, recordOnly: true)?.bytes == (try? JSONReader.referenceParseRecord(b))?.bytes
-            let value = JSONReader.parseFast(b, recordOnly: false)?.bytes == (try? JSONReader.referenceParseValue(b))?.bytes
-            return record && value
+            let reference = try? JSONReader.referenceParseValue(b)
+            let value = JSONReader.parseFast(b, recordOnly: false)?.bytes == reference?.bytes
+            var written = true
+            if let reference {  // and the C writer writes what the Swift writer writes
+                var c: [UInt8] = [], swift: [UInt8] = []
+                JSONWriter.write(reference, to: &c)
+                JSONWriter.referenceWrite(reference, to: &swift)
+                written = c == swift
+            }
+            return record && value && written
         }
     }
 

@@ -18,6 +18,21 @@ long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only);
 /// The same, into a buffer of the calling thread (kept between calls when under 1 MiB).
 /// Returns the tape, valid until the thread's next call, or NULL; *len is its length.
 const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len);
+/// The most JSON bytes a tape of n bytes can give.
+static inline size_t lp_json_text_bound(size_t n) { return 6 * n + 64; }
+
+/// Formats a double as the shortest text that reads back the same, with a '.' or an
+/// exponent; returns its length (at most 32). Set once by the host (Swift's description).
+typedef int (*lp_json_double_fn)(double v, uint8_t *out);
+void lp_json_set_double_formatter(lp_json_double_fn fn);
+
+/// Writes the tape's value as compact JSON into out (at least lp_json_text_bound(len)
+/// bytes). Returns the text's length.
+size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out);
+
+/// The same, into a buffer of the calling thread; valid until its next call.
+const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len);
+
 /// Frees the calling thread's buffer if a long line made it larger than 1 MiB.
 void lp_json_scratch_trim(void);
 
