@@ -277,7 +277,10 @@ static void check_key(lua_State *L, writer *w, int depth) {
 // sorted order; at most `room` of them. Returns how many it wrote.
 static uint32_t write_extras(lua_State *L, writer *w, int t, int depth, const keyref *orig, size_t norig,
                              const lp_lazy *z, size_t room) {
-    keyref *extra = lua_newuserdatauv(L, sizeof(keyref) * room, 0);
+    keyref small[32];
+    keyref *extra = small;
+    if (room > 32) extra = lua_newuserdatauv(L, sizeof(keyref) * room, 0);
+    else lua_pushnil(L);  // keeps the stack shape: one slot for the scratch either way
     size_t nextra = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {

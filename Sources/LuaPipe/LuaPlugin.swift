@@ -7,7 +7,7 @@ import LuaRuntime
 ///
 /// - Important: an instance whose call broke a limit (time, memory, interrupt) is torn down as
 ///   far as it safely can be and replaced by a fresh one (setup again) before its next record.
-public final class LuaPlugin: Plugin, WorkerBound {
+public final class LuaPlugin: WorkerPlugin {
     public struct Settings: Sendable {
         public var options: LuaState.Options
         public var when: String?
@@ -62,30 +62,36 @@ public final class LuaPlugin: Plugin, WorkerBound {
     }
 
     public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
-        let (source, settings) = (self.source, self.settings)
-        do {
-            return try await onWorker { slot in
-                var results: [ItemResult] = []
-                results.reserveCapacity(items.count)
-                for item in items {
-                    guard let instance = slot else {
-                        results.append(.failed(PipelineError(.plugin, "the instance could not be rebuilt", plugin: context.info.id)))
-                        continue
-                    }
-                    do {
-                        results.append(try instance.process(item, timeout: limits.timeout))
-                    } catch let e as LuaError {
-                        results.append(.failed(Self.error(e, context, item.number)))
-                        if e.brokeLimit {
-                            slot = Self.rebuild(instance, source: source, settings: settings, context: context, timeout: limits.timeout)
-                        }
-                    }
+        let (confined, source, settings) = (self.confined, self.source, self.settings)
+        return await confined.worker.run { Self.process(confined, source, settings, items, context, limits) }
+    }
+
+    public func processOnWorker(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult] {
+        Self.process(confined, source, settings, items, context, limits)
+    }
+
+    private static func process(_ confined: ThreadConfined<LuaInstance?>, _ source: LuaPluginSource, _ settings: Settings,
+                                _ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult] {
+        confined.withValue { slot in
+            var results: [ItemResult] = []
+            results.reserveCapacity(items.count)
+            for item in items {
+                guard let instance = slot else {
+                    results.append(.failed(PipelineError(.plugin, "the instance could not be rebuilt", plugin: context.info.id)))
+                    continue
                 }
-                return results
+                do {
+                    results.append(try instance.process(item, timeout: limits.timeout))
+                } catch let e as LuaError {
+                    results.append(.failed(Self.error(e, context, item.number)))
+                    if e.brokeLimit {
+                        slot = Self.rebuild(instance, source: source, settings: settings, context: context, timeout: limits.timeout)
+                    }
+                } catch {
+                    results.append(.failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number)))
+                }
             }
-        } catch {
-            let e = PipelineError.wrap(error, plugin: context.info.id, recordNumber: nil)
-            return items.map { _ in .failed(e) }
+            return results
         }
     }
 

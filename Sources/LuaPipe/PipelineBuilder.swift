@@ -164,18 +164,21 @@ public struct PipelineBuilder: Sendable {
             let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: pool.workers[0])
             var spec = StageSpec(info: info, kind: r.kind, config: e.config, instances: r.instances, onError: e.onError,
                                  maxErrors: e.maxErrors, tick: r.tickMs.map { .milliseconds($0) },
-                                 limits: CallLimits(timeout: timeout)) { _, ctx in
+                                 limits: CallLimits(timeout: timeout)) { k, ctx in
+                // Instance k of every parallel entry on worker k: consecutive entries then share
+                // threads, and the pipeline runs them as one stage (one hop per batch).
+                let worker = r.instances > 1 ? pool.workers[k % pool.workers.count] : pool.next()
                 if let src = r.lua {
                     let options = LuaState.Options(memoryLimit: e.memoryMb << 20, root: src.folder,
                                                    allowIO: e.allow.contains("io"), allowOS: e.allow.contains("os"))
                     let plugin = LuaPlugin(source: src, settings: .init(options: options, when: e.when, timeout: timeout),
-                                           context: ctx, on: pool.next())
+                                           context: ctx, on: worker)
                     hotReload?.register(plugin)
                     return plugin
                 }
                 let native = r.native!
                 if native.kind == "swift-sync" {
-                    return try await SyncPluginAdapter(on: pool.next()) {
+                    return try await SyncPluginAdapter(on: worker) {
                         guard case .sync(let p) = try native.make(ctx, env) else { fatalError("registry kind mismatch") }
                         return p
                     }

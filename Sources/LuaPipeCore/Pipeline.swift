@@ -81,23 +81,24 @@ public final class Pipeline: Sendable {
                       _ source: any RecordSource, _ sink: any RecordSink, _ deadLetter: (any DeadLetterSink)?,
                       _ onInputError: ErrorPolicy, _ started: ContinuousClock.Instant) async -> Outcome {
         let stages = self.stages
-        let stop = run.stop
-        let channels = (0...stages.count).map { _ in Channel<StageMessage>(capacity: queueDepth) }
+        let groups = Self.fuse(stages, setUp, filters)
+        let channels = (0...groups.count).map { _ in Channel<StageMessage>(capacity: queueDepth) }
         var pluginStats: [PluginStats] = stages.map { PluginStats(id: $0.info.id, kind: $0.kind) }
 
-        enum Finished: Sendable { case reader, stage(Int, PluginStats), ticker, writer }
+        enum Finished: Sendable { case reader, stage(Int, [PluginStats]), ticker, writer }
         await withTaskGroup(of: Finished.self) { group in
             group.addTask { await Self.read(source, into: channels[0], run: run, deadLetter: deadLetter, policy: onInputError); return .reader }
-            for (i, spec) in stages.enumerated() {
-                let runner = StageRunner(spec: spec, instances: setUp[i], filter: filters[i], input: channels[i],
-                                         output: channels[i + 1], run: run, deadLetter: deadLetter, tracer: tracer)
+            for (g, indices) in groups.enumerated() {
+                let members = indices.map { Member(spec: stages[$0], instances: setUp[$0], stats: PluginStats(id: stages[$0].info.id, kind: stages[$0].kind)) }
+                let runner = StageRunner(members: members, filter: filters[indices[0]], input: channels[g],
+                                         output: channels[g + 1], run: run, deadLetter: deadLetter, tracer: tracer)
                 let box = UnsafeTransfer(runner)
                 group.addTask {
                     var r = box.value
-                    return .stage(i, await r.run())
+                    return .stage(indices[0], await r.run())
                 }
-                if let tick = spec.tick {
-                    let input = channels[i]
+                if let tick = stages[indices[0]].tick {
+                    let input = channels[g]
                     group.addTask {
                         while !input.isFinished {
                             try? await Task.sleep(for: tick)
@@ -112,7 +113,7 @@ public final class Pipeline: Sendable {
             group.addTask { await Self.write(from: last, to: sink, run: run); return .writer }
             for await result in group {
                 switch result {
-                case .stage(let i, let s): pluginStats[i] = s
+                case .stage(let first, let s): for (j, st) in s.enumerated() { pluginStats[first + j] = st }
                 case .writer: group.cancelAll()  // everything is written: stop the tickers' sleep
                 case .reader, .ticker: break
                 }
@@ -135,7 +136,26 @@ public final class Pipeline: Sendable {
         stats.plugins = pluginStats
         stats.elapsedSeconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
         let c = run.counters.withLock { $0 }
-        return Outcome(stats: stats, error: c.failure, outputClosed: c.outputClosed, signal: stop.signal)
+        return Outcome(stats: stats, error: c.failure, outputClosed: c.outputClosed, signal: run.stop.signal)
+    }
+
+    /// Which stages run together: consecutive worker plugins (Lua, sync Swift) whose
+    /// instances are on the same threads, with no tick and no separate `when` filter.
+    static func fuse(_ stages: [StageSpec], _ setUp: [[Instance]], _ filters: [(any RecordFilter)?]) -> [[Int]] {
+        func workers(_ i: Int) -> [ObjectIdentifier]? {
+            guard stages[i].tick == nil, filters[i] == nil else { return nil }
+            let w = setUp[i].compactMap { ($0.plugin as? any WorkerPlugin).map { ObjectIdentifier($0.worker) } }
+            return w.count == setUp[i].count && !w.isEmpty ? w : nil
+        }
+        var groups: [[Int]] = []
+        for i in stages.indices {
+            if let last = groups.last?.last, let a = workers(last), let b = workers(i), a == b {
+                groups[groups.count - 1].append(i)
+            } else {
+                groups.append([i])
+            }
+        }
+        return groups
     }
 
     /// Tears down every set-up instance exactly once, in reverse pipeline order.

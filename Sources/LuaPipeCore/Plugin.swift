@@ -33,6 +33,14 @@ public protocol Plugin: AnyObject {
     func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult]
 }
 
+/// A plugin whose calls run synchronously on one worker thread (Lua, sync Swift). Consecutive
+/// stages of such plugins whose instances share threads run as one stage: a batch crosses to
+/// the thread once for all of them, and each record goes from one to the next without a hop.
+public protocol WorkerPlugin: Plugin, WorkerBound {
+    /// What `processBatch` does, called on `worker`.
+    func processOnWorker(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult]
+}
+
 /// Per-call limits from the manifest.
 public struct CallLimits: Sendable {
     public var timeout: Duration

@@ -12,35 +12,39 @@ struct Instance: @unchecked Sendable {
     let context: PluginContext
 }
 
-/// Runs one manifest entry: takes batches from upstream, calls its instances, applies the
-/// `on_error` policy, counts, and hands the results downstream in order.
+/// Runs a stage: one manifest entry, or several consecutive entries of worker plugins whose
+/// instances share threads (`Pipeline.fuse`). Takes batches from upstream, calls the
+/// instances, applies each entry's `on_error`, counts, and hands the results on in order.
+///
+/// A fused stage crosses to each worker once per batch for all its entries; between entries
+/// a record goes on without a hop, and each entry's policy, figures and limits stay its own.
 struct StageRunner {
-    let spec: StageSpec
-    let instances: [Instance]
+    var members: [Member]
     let filter: (any RecordFilter)?
     let input: Channel<StageMessage>
     let output: Channel<StageMessage>
     let run: RunState
     let deadLetter: (any DeadLetterSink)?
     let tracer: Tracer?
-    var stats: PluginStats
     private var draining = false
 
-    init(spec: StageSpec, instances: [Instance], filter: (any RecordFilter)?, input: Channel<StageMessage>,
-         output: Channel<StageMessage>, run: RunState, deadLetter: (any DeadLetterSink)?, tracer: Tracer?) {
-        self.spec = spec
-        self.instances = instances
+    init(members: [Member], filter: (any RecordFilter)?, input: Channel<StageMessage>, output: Channel<StageMessage>,
+         run: RunState, deadLetter: (any DeadLetterSink)?, tracer: Tracer?) {
+        self.members = members
         self.filter = filter
         self.input = input
         self.output = output
         self.run = run
         self.deadLetter = deadLetter
         self.tracer = tracer
-        stats = PluginStats(id: spec.info.id, kind: spec.kind)
     }
 
-    /// Runs until upstream ends; flushes unless the run failed; returns the stage's figures.
-    mutating func run() async -> PluginStats {
+    /// Runs until upstream ends; flushes unless the run failed; returns each entry's figures.
+    ///
+    /// A fused stage keeps two batches in flight: the next one is queued on the workers
+    /// before the last one's results are counted and sent, so the threads never wait for it.
+    mutating func run() async -> [PluginStats] {
+        var inflight: Task<FusedBatch, Never>?
         while let message = await input.receive() {
             switch message {
             case .batch(let items):
@@ -48,21 +52,30 @@ struct StageRunner {
                     run.update { $0.failed += items.count }  // abandoned after the run failed
                     continue
                 }
-                await process(items)
+                guard members.count > 1 else {
+                    await processOne(items)
+                    continue
+                }
+                let next = launch(items, from: 0)
+                if let previous = inflight { await complete(await previous.value) }
+                inflight = next
             case .tick:
-                if !draining, !run.failed { await lifecycle("tick") { try await $0.plugin.tick($0.context) } }
+                if !draining, !run.failed { await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) } }
             }
         }
-        if !draining, !run.failed, !run.outputClosed {
-            await lifecycle("flush") { try await $0.plugin.flush($0.context) }
+        if let last = inflight { await complete(await last.value) }
+        for m in members.indices where !draining && !run.failed && !run.outputClosed {
+            await lifecycle(m, "flush") { try await $0.plugin.flush($0.context) }
         }
         output.finish()
-        return stats
+        return members.map(\.stats)
     }
 
-    /// tick or flush on every instance; what they emit goes downstream.
-    private mutating func lifecycle(_ what: String, _ call: @escaping @Sendable (Instance) async throws -> Void) async {
-        for instance in instances {
+    /// tick or flush on every instance of entry `m`; what they emit goes through the entries
+    /// after it.
+    private mutating func lifecycle(_ m: Int, _ what: String, _ call: @escaping @Sendable (Instance) async throws -> Void) async {
+        let spec = members[m].spec
+        for instance in members[m].instances {
             instance.context.begin(recordNumber: 0)
             let started = ContinuousClock.now
             do {
@@ -73,8 +86,8 @@ struct StageRunner {
             } catch {
                 _ = instance.context.end()
                 let e = PipelineError.wrap(error, plugin: spec.info.id, recordNumber: nil)
-                stats.errors += 1
-                if e.code == .timeout { stats.timeouts += 1 }
+                members[m].stats.errors += 1
+                if e.code == .timeout { members[m].stats.timeouts += 1 }
                 instance.context.logger.error("\(what) failed: \(e.message)")
                 if spec.onError == .fail {
                     run.fail(PipelineError(e.code, "\(what) failed: \(e.message)", plugin: spec.info.id,
@@ -84,17 +97,30 @@ struct StageRunner {
                 }
                 continue
             }
-            stats.totalNanos += (ContinuousClock.now - started).nanoseconds
+            members[m].stats.totalNanos += (ContinuousClock.now - started).nanoseconds
             let emitted = instance.context.end()
             if !emitted.isEmpty {
-                stats.emitted += emitted.count
+                members[m].stats.emitted += emitted.count
                 run.update { $0.emitted += emitted.count }
-                await output.send(.batch(emitted))
+                if m + 1 < members.count { await process(emitted, from: m + 1) } else { await output.send(.batch(emitted)) }
+                if draining { return }
             }
         }
     }
 
+    /// Runs `items` through entries `from...` and sends what comes out downstream.
+    private mutating func process(_ items: [Item], from: Int) async {
+        if members.count == 1 {
+            await processOne(items)
+        } else {
+            await complete(await launch(items, from: from).value)
+        }
+    }
+
+    // MARK: One entry
+
     private func dispatch(_ items: [Item]) async -> [ItemResult] {
+        let (spec, instances) = (members[0].spec, members[0].instances)
         if instances.count == 1 || items.count == 1 {
             let i = instances[0]
             return await tracer.span("process", plugin: spec.info.id, track: i.track, records: items.count) {
@@ -102,12 +128,11 @@ struct StageRunner {
             }
         }
         // Parallel instances: contiguous slices, one per instance, merged back in order.
-        let n = min(instances.count, items.count)
-        let per = (items.count + n - 1) / n
+        let slices = Self.slices(items.count, instances.count)
         let limits = spec.limits
         return await withTaskGroup(of: (Int, [ItemResult]).self) { group in
-            for k in 0..<n {
-                let slice = Array(items[(k * per)..<min(items.count, (k + 1) * per)])
+            for (k, range) in slices.enumerated() {
+                let slice = Array(items[range])
                 let instance = instances[k]
                 let (tracer, id) = (self.tracer, spec.info.id)
                 group.addTask {
@@ -116,14 +141,21 @@ struct StageRunner {
                     })
                 }
             }
-            var parts = [[ItemResult]](repeating: [], count: n)
+            var parts = [[ItemResult]](repeating: [], count: slices.count)
             for await (k, r) in group { parts[k] = r }
             return parts.flatMap { $0 }
         }
     }
 
-    private mutating func process(_ items: [Item]) async {
-        if stats.disabled {
+    /// Contiguous ranges of `count` items, one per instance (at most `instances`).
+    static func slices(_ count: Int, _ instances: Int) -> [Range<Int>] {
+        let n = max(1, min(instances, count))
+        let per = (count + n - 1) / n
+        return (0..<n).map { k in (k * per)..<min(count, (k + 1) * per) }.filter { !$0.isEmpty }
+    }
+
+    private mutating func processOne(_ items: [Item]) async {
+        if members[0].stats.disabled {
             await output.send(.batch(items))
             return
         }
@@ -133,107 +165,148 @@ struct StageRunner {
                 mask = try await filter.test(items)
             } catch {
                 // A `when` that fails fails every record of the batch under the policy.
-                let e = PipelineError.wrap(error, plugin: spec.info.id, recordNumber: nil)
-                let results = items.map { _ in ItemResult.failed(e) }
-                await merge(items, mask: nil, results: results)
+                let e = PipelineError.wrap(error, plugin: members[0].spec.info.id, recordNumber: nil)
+                await finish(0, Applied(members[0].spec, items, mask: nil, results: items.map { _ in .failed(e) }))
                 return
             }
         }
         let selected = mask.map { m in zip(items, m).filter(\.1).map(\.0) } ?? items
         let started = ContinuousClock.now
         let results = selected.isEmpty ? [] : await dispatch(selected)
-        stats.recordCalls(selected.count, nanos: (ContinuousClock.now - started).nanoseconds)
-        await merge(items, mask: mask, results: results)
+        members[0].stats.recordCalls(selected.count, nanos: (ContinuousClock.now - started).nanoseconds)
+        await finish(0, Applied(members[0].spec, items, mask: mask, results: results))
     }
 
-    /// Errors a policy handles are logged too, the first `loggedErrors` of each plugin.
-    static let loggedErrors = 20
+    /// Carries out entry `m`'s outcome for a batch and sends on what it lets through.
+    private mutating func finish(_ m: Int, _ applied: Applied) async {
+        let ok = await commit(m, applied)
+        if !applied.out.isEmpty { await output.send(.batch(applied.out)) }
+        if ok, let failure = applied.failure { fail(failure.error, records: failure.records) }
+    }
 
-    private func logFailure(_ error: PipelineError) {
-        guard stats.errors <= Self.loggedErrors else { return }
-        let logger = instances[0].context.logger
-        let at = error.recordNumber.map { "record \($0): " } ?? ""
-        logger.warning("\(at)\(error.message) (on_error: \(spec.onError.rawValue))")
-        if stats.errors == Self.loggedErrors {
-            logger.warning("further errors of this plugin are counted in the stats, not logged")
+    /// Counts, and writes the dead letters. False when writing one failed (the run fails).
+    private mutating func commit(_ m: Int, _ applied: Applied) async -> Bool {
+        members[m].count(applied, run: run)
+        for (k, envelope) in applied.deadLetters.enumerated() {
+            do {
+                try await deadLetter?.write(envelope)
+                run.update { $0.deadLettered += 1 }
+            } catch {
+                fail(PipelineError.wrap(error, plugin: members[m].spec.info.id, recordNumber: nil),
+                     records: applied.deadLetters.count - k)
+                return false
+            }
         }
+        return true
     }
 
-    private mutating func merge(_ items: [Item], mask: [Bool]?, results: [ItemResult]) async {
+    private mutating func fail(_ error: PipelineError, records: Int) {
+        run.fail(error, records: records)
+        draining = true
+    }
+
+    // MARK: Fused entries
+
+    /// What one worker made of its slice: each entry's outcome, calls and time.
+    struct SliceOutcome: Sendable {
+        var applied: [Applied] = []
+        var calls: [Int] = []
+        var nanos: [UInt64] = []
         var out: [Item] = []
-        out.reserveCapacity(items.count)
-        var next = 0
-        var emittedHere = 0, droppedHere = 0, deadHere = 0  // run-wide counts, added at the end
-        for (index, item) in items.enumerated() {
-            if let mask, !mask[index] {
-                out.append(item)
-                continue
-            }
-            let result = results[next]
-            next += 1
-            switch result {
-            case .done(let record, let emitted):
-                out.append(contentsOf: emitted)
-                emittedHere += emitted.count
-                stats.emitted += emitted.count
-                if let record {
-                    out.append(record)
-                } else {
-                    droppedHere += 1
-                    stats.dropped += 1
-                }
-            case .failed(var error):
-                if error.recordNumber == nil, item.number > 0 { error.recordNumber = item.number }
-                stats.errors += 1
-                if error.code == .timeout { stats.timeouts += 1 }
-                if spec.onError != .fail { logFailure(error) }
-                if !stats.disabled, let max = spec.maxErrors, stats.errors >= max {
-                    stats.disabled = true
-                    instances[0].context.logger.warning("disabled after \(stats.errors) errors (max_errors: \(max)); its records pass unchanged from now on")
-                }
-                switch spec.onError {
-                case .fail:
-                    let abandoned = items.count - index - 1
-                    run.update { c in
-                        c.emitted += emittedHere
-                        c.dropped += droppedHere
-                        c.deadLettered += deadHere
-                    }
-                    emittedHere = 0; droppedHere = 0; deadHere = 0
-                    if !out.isEmpty { await output.send(.batch(out)) }
-                    run.fail(error, records: 1 + abandoned)
-                    draining = true
-                    return
-                case .skip:
-                    out.append(item)
-                case .drop:
-                    droppedHere += 1
-                    stats.dropped += 1
-                case .deadLetter:
-                    let envelope: Record = [
-                        "record": .object(item.record), "plugin": .string(spec.info.id),
-                        "error": .string(error.message), "record_number": .int(Int64(item.number)),
-                    ]
-                    do {
-                        try await deadLetter?.write(envelope)
-                        deadHere += 1
-                    } catch {
-                        run.update { c in c.emitted += emittedHere; c.dropped += droppedHere; c.deadLettered += deadHere }
-                        emittedHere = 0; droppedHere = 0; deadHere = 0
-                        run.fail(PipelineError.wrap(error, plugin: spec.info.id, recordNumber: item.number),
-                                 records: items.count - index)
-                        draining = true
-                        return
-                    }
-                }
-            }
+    }
+
+    /// A batch on its way through the fused entries `from...`.
+    struct FusedBatch: Sendable {
+        var from: Int
+        var slices: [Range<Int>]
+        var outcomes: [SliceOutcome]
+    }
+
+    /// Queues the batch on the workers: each slice goes through every entry in one job.
+    private func launch(_ items: [Item], from: Int) -> Task<FusedBatch, Never> {
+        let entries = Array(members[from...].map { (spec: $0.spec, instances: $0.instances, disabled: $0.stats.disabled) })
+        let slices = Self.slices(items.count, entries[0].instances.count)
+        let ids = entries.map(\.spec.info.id).joined(separator: "+")
+        let tracer = self.tracer
+        let jobs = slices.enumerated().map { k, range in
+            (Array(items[range]), entries.map { e in UncheckedWorkerPlugin(e.instances[k].plugin as! any WorkerPlugin, e.instances[k].context) })
         }
-        let (e, d, dl) = (emittedHere, droppedHere, deadHere)
-        run.update { c in
-            c.emitted += e
-            c.dropped += d
-            c.deadLettered += dl
+        let specs = entries.map { ($0.spec, $0.disabled) }
+        return Task {
+            let outcomes = await withTaskGroup(of: (Int, SliceOutcome).self) { group in
+                for (k, (slice, plugins)) in jobs.enumerated() {
+                    group.addTask {
+                        let worker = plugins[0].plugin.worker
+                        return (k, await tracer.span("process", plugin: ids, track: worker.name, records: slice.count) {
+                            await worker.run { Self.runSlice(slice, specs, plugins) }
+                        })
+                    }
+                }
+                var parts = [SliceOutcome](repeating: SliceOutcome(), count: jobs.count)
+                for await (k, o) in group { parts[k] = o }
+                return parts
+            }
+            return FusedBatch(from: from, slices: slices, outcomes: outcomes)
+        }
+    }
+
+    /// Counts each entry's outcome in input order and sends on what came through. A failure
+    /// under `fail` abandons the slices after it.
+    private mutating func complete(_ batch: FusedBatch) async {
+        if draining {  // an earlier batch failed the run while this one was on the workers
+            run.update { $0.failed += batch.slices.reduce(0) { $0 + $1.count } }
+            return
+        }
+        var out: [Item] = []
+        for (k, o) in batch.outcomes.enumerated() {
+            for (j, applied) in o.applied.enumerated() {
+                members[batch.from + j].stats.recordCalls(o.calls[j], nanos: o.nanos[j])
+                if !(await commit(batch.from + j, applied)) { break }
+            }
+            out += o.out
+            if draining { break }  // a dead letter could not be written: the run failed
+            if let failure = o.applied.first(where: { $0.failure != nil })?.failure {
+                let later = batch.slices[(k + 1)...].reduce(0) { $0 + $1.count }
+                if !out.isEmpty { await output.send(.batch(out)) }
+                fail(failure.error, records: failure.records + later)
+                return
+            }
         }
         if !out.isEmpty { await output.send(.batch(out)) }
+    }
+
+    /// On the worker: the slice through each entry in turn, its policy applied in between.
+    private static func runSlice(_ slice: [Item], _ entries: [(spec: StageSpec, disabled: Bool)],
+                                 _ plugins: [UncheckedWorkerPlugin]) -> SliceOutcome {
+        var o = SliceOutcome()
+        var current = slice
+        for (j, entry) in entries.enumerated() {
+            if entry.disabled || current.isEmpty {
+                o.applied.append(Applied(out: current))
+                o.calls.append(0)
+                o.nanos.append(0)
+                continue
+            }
+            let started = ContinuousClock.now
+            let results = plugins[j].plugin.processOnWorker(current, plugins[j].context, entry.spec.limits)
+            o.nanos.append((ContinuousClock.now - started).nanoseconds)
+            o.calls.append(current.count)
+            let applied = Applied(entry.spec, current, mask: nil, results: results)
+            current = applied.out
+            o.applied.append(applied)
+        }
+        o.out = current
+        return o
+    }
+}
+
+/// A worker plugin instance handed to its own worker thread for a fused batch.
+struct UncheckedWorkerPlugin: @unchecked Sendable {
+    // Safe because the stage calls each instance from one job at a time, on its own thread.
+    let plugin: any WorkerPlugin
+    let context: PluginContext
+    init(_ plugin: any WorkerPlugin, _ context: PluginContext) {
+        self.plugin = plugin
+        self.context = context
     }
 }

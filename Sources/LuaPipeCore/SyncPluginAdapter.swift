@@ -4,7 +4,7 @@
 /// - Important: a synchronous call cannot be preempted. A call that runs past `timeout_ms`
 ///   fails with a timeout error when it returns (its result is discarded); a call that never
 ///   returns holds its worker thread. Use an async plugin when a call may block for long.
-public final class SyncPluginAdapter: Plugin, WorkerBound {
+public final class SyncPluginAdapter: WorkerPlugin {
     private let confined: ThreadConfined<any SyncPlugin>
     public var worker: WorkerThread { confined.worker }
 
@@ -32,35 +32,40 @@ public final class SyncPluginAdapter: Plugin, WorkerBound {
     public func teardown(_ context: PluginContext) async { _ = try? await onWorker { $0.teardown(context) } }
 
     public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        let confined = self.confined
+        return await confined.worker.run { Self.process(confined, items, context, limits) }
+    }
+
+    public func processOnWorker(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult] {
+        Self.process(confined, items, context, limits)
+    }
+
+    private static func process(_ confined: ThreadConfined<any SyncPlugin>, _ items: [Item], _ context: PluginContext,
+                                _ limits: CallLimits) -> [ItemResult] {
         let timeoutNanos = limits.timeout.nanoseconds
-        do {
-            return try await onWorker { plugin in
-                items.map { item in
-                    context.begin(recordNumber: item.number)
-                    let started = ContinuousClock.now
-                    let result: ItemResult
-                    do {
-                        let d = try plugin.process(item.record, context)
-                        let emitted = context.end()
-                        if (ContinuousClock.now - started).nanoseconds > timeoutNanos {
-                            return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
-                                                         plugin: context.info.id, recordNumber: item.number))
-                        }
-                        switch d {
-                        case .pass: result = .done(record: item, emitted: emitted)
-                        case .replace(let r): result = .done(record: Item(number: item.number, record: r), emitted: emitted)
-                        case .drop: result = .done(record: nil, emitted: emitted)
-                        }
-                    } catch {
-                        _ = context.end()
-                        result = .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))
+        return confined.withValue { plugin in
+            items.map { item in
+                context.begin(recordNumber: item.number)
+                let started = ContinuousClock.now
+                let result: ItemResult
+                do {
+                    let d = try plugin.process(item.record, context)
+                    let emitted = context.end()
+                    if (ContinuousClock.now - started).nanoseconds > timeoutNanos {
+                        return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
+                                                     plugin: context.info.id, recordNumber: item.number))
                     }
-                    return result
+                    switch d {
+                    case .pass: result = .done(record: item, emitted: emitted)
+                    case .replace(let r): result = .done(record: Item(number: item.number, record: r), emitted: emitted)
+                    case .drop: result = .done(record: nil, emitted: emitted)
+                    }
+                } catch {
+                    _ = context.end()
+                    result = .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))
                 }
+                return result
             }
-        } catch {
-            let e = PipelineError.wrap(error, plugin: context.info.id, recordNumber: nil)
-            return items.map { _ in .failed(e) }
         }
     }
 }

@@ -31,7 +31,8 @@ struct ScenarioTests {
 
     /// Runs `entries` (manifest plugin entries, YAML) over `records` with the plugin of `kind`.
     static func run(_ kind: Kind, _ entries: String, _ records: [Record], shared: SharedStore = SharedStore(),
-                    stop: StopFlag = StopFlag(), source: (any RecordSource)? = nil) async throws -> (Pipeline.Outcome, CollectingSink, CollectingSink) {
+                    stop: StopFlag = StopFlag(), source: (any RecordSource)? = nil,
+                    tracer: Tracer? = nil) async throws -> (Pipeline.Outcome, CollectingSink, CollectingSink) {
         let text = "api: 1\nplugin_paths: [\(kind == .lua ? "plugins" : "none")]\nplugins:\n" + entries
         let manifest = try Manifest.parse(text, path: fixtures + "/scenario.yaml")
         let pool = WorkerPool(count: 2)
@@ -39,7 +40,7 @@ struct ScenarioTests {
         let builder = PipelineBuilder(manifest: manifest, registry: registry(kind), options: .init(workers: 2, deadLetter: "unused"), pool: pool)
         let stages = builder.stages(try await builder.resolve())
         let sink = CollectingSink(), dead = CollectingSink()
-        let outcome = try await Pipeline(stages: stages, shared: shared).run(
+        let outcome = try await Pipeline(stages: stages, shared: shared, tracer: tracer).run(
             source: source ?? ArraySource(records, batchSize: 3), sink: sink, deadLetter: dead, stop: stop)
         return (outcome, sink, dead)
     }
@@ -94,6 +95,42 @@ struct ScenarioTests {
         #expect(dead.records.first?["record_number"] == .int(2))
         let (o3, _, _) = try await Self.run(kind, "  - use: scenario\n    instances: 1\n    on_error: skip\n    max_errors: 1\n", records)
         #expect(o3.stats.plugins.first?.disabled == true && o3.stats.plugins.first?.errors == 1)
+    }
+
+    /// Consecutive Lua (or sync Swift) entries whose instances share threads run as one
+    /// stage; async entries never do. The outcomes must be the same either way.
+    @Test("entries run as one stage keep their own policies, emits, flushes and figures", arguments: ErrorPolicy.allCases)
+    func fusedStage(_ policy: ErrorPolicy) async throws {
+        let entries = "  - use: scenario\n    id: a\n    instances: 2\n    on_error: skip\n"
+            + "  - use: scenario\n    id: b\n    instances: 2\n    on_error: \(policy.rawValue)\n"
+        let records: [Record] = (1...10).map { (n: Int64) -> Record in
+            var r: Record = ["n": .int(n)]
+            if n == 4 || n == 7 { r["action"] = "fail" }
+            if n == 5 { r["action"] = "emit" }
+            return r
+        }
+        var outcomes: [Kind: String] = [:]
+        for kind in Kind.allCases {
+            let tracer = Tracer()
+            let (o, sink, dead) = try await Self.run(kind, entries, records, tracer: tracer)
+            let s = o.stats
+            // The trace names a fused stage's process calls after all its entries.
+            let fused = String(decoding: tracer.json(), as: UTF8.self).contains(#""a+b""#)
+            #expect(fused == (kind != .async), "\(kind)")
+            #expect(s.balanced, "\(kind): \(s.json)")
+            // Under `fail`, how far upstream got before the run stopped (and so how many of its
+            // emits were abandoned) depends on timing.
+            let figures = policy == .fail ? [] : s.plugins.map {
+                "\($0.id) calls \($0.calls) errors \($0.errors) dropped \($0.dropped) emitted \($0.emitted)"
+            }
+            // A Lua error names its file and line; Swift's does not.
+            let letters = dead.lines.map { $0.replacingOccurrences(of: Self.fixtures + "/plugins/scenario.lua:16: ", with: "") }
+            let counts = policy == .fail ? "in \(s.recordsIn) out \(s.recordsOut)"
+                : "in \(s.recordsIn) out \(s.recordsOut) failed \(s.failed) dead \(s.deadLettered)"
+            outcomes[kind] = (sink.lines + letters + figures + [counts]).joined(separator: "\n")
+        }
+        #expect(outcomes[.lua] == outcomes[.async], "\(outcomes[.lua]!)\n---\n\(outcomes[.async]!)")
+        #expect(outcomes[.sync] == outcomes[.async], "\(outcomes[.sync]!)\n---\n\(outcomes[.async]!)")
     }
 
     @Test("cancelling the run stops reading; records in flight finish and every instance is torn down", arguments: Kind.allCases)

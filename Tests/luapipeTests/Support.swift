@@ -42,6 +42,15 @@ enum Binary {
         return Result(status: p.terminationStatus, stdout: out.text(), stderr: err.text())
     }
 
+    /// `run` on a thread of its own, for long runs: a test that waits minutes must not hold
+    /// one of the cooperative pool's threads, which the other tests need.
+    static func runOffPool(_ args: [String], timeout: TimeInterval = 60, cwd: String? = nil,
+                           executable: String? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { c in
+            Thread { c.resume(with: Swift.Result { try run(args, timeout: timeout, cwd: cwd, executable: executable) }) }.start()
+        }
+    }
+
     /// Starts luapipe and returns the process and its pipes, for streaming and signal tests.
     static func start(_ args: [String], cwd: String? = nil, executable: String? = nil) throws -> (Process, Pipe, Pipe, Pipe) {
         let p = Process()

@@ -54,7 +54,7 @@ struct NewCommandTests {
     /// Builds a package that depends on this checkout: about a minute of compiling.
     @Test("a new Swift plugin package builds, passes its own tests untouched, and runs in its own luapipe",
           .timeLimit(.minutes(20)))
-    func scaffoldSwift() throws {
+    func scaffoldSwift() async throws {
         let dir = Binary.temp("new-swift-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }  // its .build is large
@@ -62,9 +62,9 @@ struct NewCommandTests {
         #expect(made.status == 0, "\(made.stderr)")
         let pkg = dir + "/greet"
         let swift = "/usr/bin/env"
-        let built = try Binary.run(["swift", "build", "--package-path", pkg], timeout: 1200, executable: swift)
+        let built = try await Binary.runOffPool(["swift", "build", "--package-path", pkg], timeout: 1200, executable: swift)
         #expect(built.status == 0, "\(built.stdout.suffix(2000))\(built.stderr.suffix(2000))")
-        let tested = try Binary.run(["swift", "test", "--package-path", pkg], timeout: 600, executable: swift)
+        let tested = try await Binary.runOffPool(["swift", "test", "--package-path", pkg], timeout: 600, executable: swift)
         #expect(tested.status == 0 && tested.stdout.contains("2 tests in 1 suite passed"),
                 "\(tested.stdout.suffix(2000))\(tested.stderr.suffix(2000))")
         let own = pkg + "/.build/debug/greet-luapipe"
