@@ -85,4 +85,7 @@ public final class Channel<Element: Sendable>: Sendable {
     }
 
     public var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// True when `receive` would return at once with an element.
+    public var hasPending: Bool { state.withLock { !$0.buffer.isEmpty || !$0.senders.isEmpty } }
 }

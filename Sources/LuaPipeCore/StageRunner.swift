@@ -41,11 +41,18 @@ struct StageRunner {
 
     /// Runs until upstream ends; flushes unless the run failed; returns each entry's figures.
     ///
-    /// A fused stage keeps two batches in flight: the next one is queued on the workers
-    /// before the last one's results are counted and sent, so the threads never wait for it.
+    /// A fused stage keeps two batches in flight while input is waiting: the next one is
+    /// queued on the workers before the last one's results are counted and sent, so the
+    /// threads do not wait for that. When nothing is waiting, a batch goes on at once (a
+    /// record from a slow source is not held back for the next one).
     mutating func run() async -> [PluginStats] {
         var inflight: Task<FusedBatch, Never>?
-        while let message = await input.receive() {
+        while true {
+            if let previous = inflight, !input.hasPending {
+                await complete(await previous.value)
+                inflight = nil
+            }
+            guard let message = await input.receive() else { break }
             switch message {
             case .batch(let items):
                 if draining {
