@@ -19,6 +19,7 @@ struct lp_ctl {
     lp_call *call;          // the call in progress (for ctx.emit), or NULL
     uint64_t serial;        // counts lp_run calls: what was pushed for which call
     uint64_t anchor_serial; // the call the registry's anchor table belongs to
+    const void *lazy_mt;    // the lazy records' metatable (lp_lazy.c), to compare with
 };
 
 lp_ctl *lp_ctl_get(lua_State *L);

@@ -56,9 +56,8 @@ int lp_lazy_hidden_key(lua_State *L, int idx) {
 
 lp_lazy *lp_lazy_of(lua_State *L, int t) {
     if (lua_type(L, t) != LUA_TTABLE || !lua_getmetatable(L, t)) return NULL;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
-    int is = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    int is = lua_topointer(L, -1) == lp_ctl_get(L)->lazy_mt;
+    lua_pop(L, 1);
     if (!is) return NULL;
     lua_rawgetp(L, t, &lp_key_lazy);
     lp_lazy *z = lua_touserdata(L, -1);
@@ -165,5 +164,6 @@ void lp_lazy_open(lua_State *L) {
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, lazy_pairs);
     lua_setfield(L, -2, "__pairs");
+    lp_ctl_get(L)->lazy_mt = lua_topointer(L, -1);  // the registry keeps it alive
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
 }

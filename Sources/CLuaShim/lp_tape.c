@@ -309,36 +309,46 @@ static uint32_t write_extras(lua_State *L, writer *w, int t, int depth, const ke
     return (uint32_t)nextra;
 }
 
-// A lazy record: fields never touched are copied from its tape as they are.
+// A lazy record: fields never touched are copied from its tape as they are (consecutive
+// ones in one copy).
 static void write_lazy(lua_State *L, writer *w, int t, int depth, const lp_lazy *z) {
     put_u8(L, w->out, LP_T_OBJECT);
     size_t at = w->out->len;
     put_u32(L, w->out, 0); put_u32(L, w->out, 0);
-    uint32_t written = 0;
+    uint32_t written = 0, present = 0;
     int scratch = lua_gettop(L);
+    size_t run = 0, run_end = 0;  // a run of untouched fields not yet copied: [run, run_end)
     for (uint32_t i = 0; i < z->count; i++) {
         const uint8_t *p = z->tape + z->key_at[i];
         uint32_t n; memcpy(&n, p, 4);
         if (!z->loaded[i]) {
-            size_t end = lp_tape_skip(z->tape, z->key_at[i] + 4 + n);
-            lp_buf_put(L, w->out, p, end - z->key_at[i]);
+            if (run_end != z->key_at[i]) {
+                if (run_end > run) lp_buf_put(L, w->out, z->tape + run, run_end - run);
+                run = z->key_at[i];
+            }
+            run_end = lp_tape_skip(z->tape, z->key_at[i] + 4 + n);
             written++;
             continue;
         }
+        if (run_end > run) lp_buf_put(L, w->out, z->tape + run, run_end - run);
+        run = run_end = 0;
         lua_pushlstring(L, (const char *)p + 4, n);
         if (lua_rawget(L, t) != LUA_TNIL) {
             w->path[depth + 1] = (path_item){ (const char *)p + 4, n, 0 };
             lp_buf_put(L, w->out, p, 4 + n);
             write_value(L, w, lua_gettop(L), depth + 1);
             written++;
+            present++;
         }
         lua_pop(L, 1);
     }
-    // Fields the plugin added: the raw table holds only what was read or written.
+    if (run_end > run) lp_buf_put(L, w->out, z->tape + run, run_end - run);
+    // Fields the plugin added: the raw table holds the hidden state, what was read or
+    // written, and those.
     size_t total = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) { lua_pop(L, 1); total++; }
-    written += write_extras(L, w, t, depth, NULL, 0, z, total);
+    if (total > present + 1) written += write_extras(L, w, t, depth, NULL, 0, z, total);
     lua_settop(L, scratch);
     patch_u32(w->out, at, written);
     patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));
