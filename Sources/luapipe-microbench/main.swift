@@ -39,7 +39,7 @@ worker.submit {
             for _ in 0..<n { _ = try! lua.call(change, arg: record, mode: .record) }
         }
         var out: [UInt8] = []
-        measure("JSON parse + encode of the same record (Swift, no Lua)", n, unit: "µs/record", scale: 1000) {
+        measure("JSON parse + encode of the same record (C reader and writer, no Lua)", n, unit: "µs/record", scale: 1000) {
             let text = Array(#"{"id":100000,"name":"user_000000","email":"user_000000@example.com","city":"Berlin","age":18,"score":0.25,"balance":0.5,"active":false,"tags":["alpha","beta","gamma"],"count":0}"#.utf8)
             for _ in 0..<n {
                 out.removeAll(keepingCapacity: true)
