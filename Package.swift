@@ -24,8 +24,8 @@ let package = Package(
             pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]
         ),
-        .target(name: "CLuaShim", dependencies: ["CLua"]),
         .target(name: "CLuaPipeJSON"),
+        .target(name: "CLuaShim", dependencies: ["CLua", "CLuaPipeJSON"]),
         .target(
             name: "LuaPipeCore",
             dependencies: [

@@ -195,80 +195,79 @@ static int literal(parser *s, const char *word, size_t n, uint8_t tag) {
     return 0;
 }
 
-static int array(parser *s, int depth) {
-    if (depth > MAX_DEPTH) return -1;
-    *s->o++ = T_ARRAY;
+// At '[' or '{': writes the tag and room for count and size; NULL when nested too deep.
+static uint8_t *open_container(parser *s, uint8_t tag, int depth) {
+    if (depth > MAX_DEPTH) return NULL;
+    *s->o++ = tag;
     uint8_t *at = s->o;
     s->o += 8;
     s->p++;
-    uint32_t count = 0;
     skip_space(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-    } else {
-        for (;;) {
-            skip_space(s);
-            if (value(s, depth)) return -1;
-            count++;
-            skip_space(s);
-            if (s->p >= s->end) return -1;
-            if (*s->p == ',') { s->p++; continue; }
-            if (*s->p == ']') { s->p++; break; }
-            return -1;
-        }
-    }
+    return at;
+}
+
+// At ']' or '}' when the container is empty: steps over it.
+static int empty_container(parser *s, uint8_t close) {
+    if (s->p < s->end && *s->p == close) { s->p++; return 1; }
+    return 0;
+}
+
+static int close_container(parser *s, uint8_t *at, uint32_t count) {
     put32(at, count);
     put32(at + 4, (uint32_t)(s->o - at - 8));
     return 0;
 }
 
-static int object(parser *s, int depth) {
-    if (depth > MAX_DEPTH) return -1;
-    *s->o++ = T_OBJECT;
-    uint8_t *at = s->o;
-    s->o += 8;
-    s->p++;
-    uint32_t count = 0;
+// After an item: 1 at ',' (another follows), 0 at the closing bracket, -1 at anything else.
+static int next_item(parser *s, uint8_t close) {
     skip_space(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-    } else {
-        for (;;) {
-            skip_space(s);
-            if (s->p >= s->end || *s->p != '"') return -1;
-            uint8_t *key = s->o;
-            if (string(s)) return -1;
-            uint32_t kn;
-            memcpy(&kn, key, 4);
-            // Duplicate keys: compare with the keys before it (walking the entries so far).
-            const uint8_t *e = at + 8;
-            for (uint32_t k = 0; k < count; k++) {
-                uint32_t en;
-                memcpy(&en, e, 4);
-                if (en == kn && memcmp(e + 4, key + 4, kn) == 0) return -1;
-                e += 4 + en;
-                uint8_t tag = *e;
-                if (tag == T_INT || tag == T_DOUBLE) e += 9;
-                else if (tag == T_STRING) { uint32_t m; memcpy(&m, e + 1, 4); e += 5 + m; }
-                else if (tag == T_ARRAY || tag == T_OBJECT) { uint32_t m; memcpy(&m, e + 5, 4); e += 9 + m; }
-                else e += 1;
-            }
-            skip_space(s);
-            if (s->p >= s->end || *s->p != ':') return -1;
-            s->p++;
-            skip_space(s);
-            if (value(s, depth)) return -1;
-            count++;
-            skip_space(s);
-            if (s->p >= s->end) return -1;
-            if (*s->p == ',') { s->p++; continue; }
-            if (*s->p == '}') { s->p++; break; }
-            return -1;
-        }
+    if (s->p >= s->end) return -1;
+    if (*s->p == ',') { s->p++; return 1; }
+    if (*s->p == close) { s->p++; return 0; }
+    return -1;
+}
+
+static int array(parser *s, int depth) {
+    uint8_t *at = open_container(s, T_ARRAY, depth);
+    if (!at) return -1;
+    uint32_t count = 0;
+    for (int more = !empty_container(s, ']'); more; ) {
+        skip_space(s);
+        if (value(s, depth)) return -1;
+        count++;
+        if ((more = next_item(s, ']')) < 0) return -1;
     }
-    put32(at, count);
-    put32(at + 4, (uint32_t)(s->o - at - 8));
-    return 0;
+    return close_container(s, at, count);
+}
+
+static int object(parser *s, int depth) {
+    uint8_t *at = open_container(s, T_OBJECT, depth);
+    if (!at) return -1;
+    uint32_t count = 0;
+    for (int more = !empty_container(s, '}'); more; ) {
+        skip_space(s);
+        if (s->p >= s->end || *s->p != '"') return -1;
+        uint8_t *key = s->o;
+        if (string(s)) return -1;
+        uint32_t kn;
+        memcpy(&kn, key, 4);
+        // Duplicate keys: compare with the keys before it (walking the entries so far).
+        const uint8_t *e = at + 8;
+        for (uint32_t k = 0; k < count; k++) {
+            uint32_t en;
+            memcpy(&en, e, 4);
+            if (en == kn && memcmp(e + 4, key + 4, kn) == 0) return -1;
+            e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
+        }
+        skip_space(s);
+        if (s->p >= s->end || *s->p != ':') return -1;
+        s->p++;
+        skip_space(s);
+        if (value(s, depth)) return -1;
+        count++;
+        if ((more = next_item(s, '}')) < 0) return -1;
+    }
+    return close_container(s, at, count);
 }
 
 static int value(parser *s, int depth) {

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include "CLuaShim.h"
+#include "lp_json.h"  // lp_tape_skip
 #include <lauxlib.h>
 #include <lualib.h>
 
@@ -37,8 +38,6 @@ void lp_anchor_reset(lua_State *L);
 void lp_anchor_set(lua_State *L, int t, size_t off);
 /// Pushes the value at offset `at` of `tape`, anchoring its tables when `anchored`. [-0,+1,e]
 void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at, int anchored);
-/// The offset just past the value starting at `at`.
-size_t lp_tape_skip(const uint8_t *tape, size_t at);
 
 // Lazy records (lp_lazy.c): the call's record, built field by field as the plugin reads it.
 typedef struct lp_lazy {

@@ -14,15 +14,6 @@ static const char lp_key_lazy = 0;  // the table's hidden field holding its lp_l
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-size_t lp_tape_skip(const uint8_t *tape, size_t at) {
-    switch (tape[at]) {
-    case LP_T_INT: case LP_T_DOUBLE: return at + 9;
-    case LP_T_STRING: return at + 5 + rd32(tape + at + 1);
-    case LP_T_ARRAY: case LP_T_OBJECT: return at + 9 + rd32(tape + at + 5);
-    default: return at + 1;
-    }
-}
-
 // [-0, +1, m]: a lazy table for the OBJECT at the start of `tape` (count > 0).
 void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial) {
     uint32_t count = rd32(tape + 1);
@@ -157,13 +148,11 @@ int lp_plain(lua_State *L) {
 }
 
 void lp_lazy_open(lua_State *L) {
+    static const luaL_Reg metamethods[] = {
+        { "__index", lazy_index }, { "__newindex", lazy_newindex }, { "__pairs", lazy_pairs }, { NULL, NULL },
+    };
     lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, lazy_index);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lazy_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, lazy_pairs);
-    lua_setfield(L, -2, "__pairs");
+    luaL_setfuncs(L, metamethods, 0);
     lp_ctl_get(L)->lazy_mt = lua_topointer(L, -1);  // the registry keeps it alive
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
 }

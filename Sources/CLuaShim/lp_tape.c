@@ -254,14 +254,7 @@ static size_t orig_keys(lua_State *L, writer *w, size_t off, keyref **keys, keyr
         uint32_t n; memcpy(&n, p, 4); p += 4;
         (*keys)[i].s = (const char *)p; (*keys)[i].n = n;
         p += n;
-        // skip the value
-        uint8_t tag = *p++;
-        switch (tag) {
-        case LP_T_INT: case LP_T_DOUBLE: p += 8; break;
-        case LP_T_STRING: { uint32_t m; memcpy(&m, p, 4); p += 4 + m; break; }
-        case LP_T_ARRAY: case LP_T_OBJECT: { uint32_t m; memcpy(&m, p + 4, 4); p += 8 + m; break; }
-        default: break;
-        }
+        p += lp_tape_skip(p, 0);  // the value
     }
     return count;
 }

@@ -6,6 +6,19 @@
 #define LP_JSON_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/// The offset just past the tape value that starts at `at` (tags: 0 null, 1 false, 2 true,
+/// 3 int, 4 double, 5 string, 6 array, 7 object).
+static inline size_t lp_tape_skip(const uint8_t *tape, size_t at) {
+    uint32_t n;
+    switch (tape[at]) {
+    case 3: case 4: return at + 9;
+    case 5: memcpy(&n, tape + at + 1, 4); return at + 5 + n;
+    case 6: case 7: memcpy(&n, tape + at + 5, 4); return at + 9 + n;
+    default: return at + 1;
+    }
+}
 
 /// The most tape bytes a JSON text of n bytes can give.
 static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
