@@ -123,8 +123,11 @@ struct ScenarioTests {
             let figures = policy == .fail ? [] : s.plugins.map {
                 "\($0.id) calls \($0.calls) errors \($0.errors) dropped \($0.dropped) emitted \($0.emitted)"
             }
-            // A Lua error names its file and line; Swift's does not.
-            let letters = dead.lines.map { $0.replacingOccurrences(of: Self.fixtures + "/plugins/scenario.lua:16: ", with: "") }
+            // A Lua error names its file (shortened by Lua when long) and line; Swift's does not.
+            let letters = dead.lines.map { line -> String in
+                guard let start = line.range(of: #""error":""#), let end = line.range(of: "scenario.lua:16: ") else { return line }
+                return String(line[..<start.upperBound] + line[end.upperBound...])
+            }
             let counts = policy == .fail ? "in \(s.recordsIn) out \(s.recordsOut)"
                 : "in \(s.recordsIn) out \(s.recordsOut) failed \(s.failed) dead \(s.deadLettered)"
             outcomes[kind] = (sink.lines + letters + figures + [counts]).joined(separator: "\n")
