@@ -12,7 +12,7 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     // Safe because the pipeline's reader task is the only caller, one call at a time; the
     // blocking read runs on `worker`.
     public static let maxLine = 64 << 20
-    public static let batchSize = 256
+    public static let batchSize = 1024
 
     private let fd: Int32
     private let worker: WorkerThread
@@ -64,14 +64,14 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
         }
     }
 
-    /// Up to 64 KiB, or [] at end of input, or nil when nothing arrived within 100 ms.
+    /// Up to 256 KiB, or [] at end of input, or nil when nothing arrived within 100 ms.
     private func readChunk(stop: StopFlag) async throws -> [UInt8]? {
         let fd = self.fd
         return try await worker.run { () throws -> [UInt8]? in
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, 100)
             if ready == 0 { return nil }
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            var buf = [UInt8](repeating: 0, count: 1 << 18)
             while true {
                 let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 {
