@@ -20,7 +20,10 @@ struct lp_ctl {
     lp_call *call;          // the call in progress (for ctx.emit), or NULL
     uint64_t serial;        // counts lp_run calls: what was pushed for which call
     uint64_t anchor_serial; // the call the registry's anchor table belongs to
-    const void *lazy_mt;    // the lazy records' metatable (lp_lazy.c), to compare with
+    const void *lazy_mt;    // the metatables of lazy records, empty lists and empty objects,
+    const void *array_mt;   // to compare with (the registry keeps them alive)
+    const void *object_mt;
+    int lazy_mt_ref;        // registry index of the lazy records' metatable (an array slot)
 };
 
 lp_ctl *lp_ctl_get(lua_State *L);

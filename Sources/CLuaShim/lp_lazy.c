@@ -37,7 +37,7 @@ void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial
     }
     if (at > len) luaL_error(L, "luapipe: corrupt record tape (a bug)");
     lua_rawsetp(L, t, &lp_key_lazy);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp_ctl_get(L)->lazy_mt_ref);
     lua_setmetatable(L, t);
 }
 
@@ -154,5 +154,7 @@ void lp_lazy_open(lua_State *L) {
     lua_createtable(L, 0, 3);
     luaL_setfuncs(L, metamethods, 0);
     lp_ctl_get(L)->lazy_mt = lua_topointer(L, -1);  // the registry keeps it alive
+    lua_pushvalue(L, -1);
+    lp_ctl_get(L)->lazy_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
 }

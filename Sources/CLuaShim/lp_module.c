@@ -202,12 +202,14 @@ int lp_open_luapipe(lua_State *L) {
     lua_setfield(L, -2, "__name");
     lua_pushliteral(L, "luapipe.array");
     lua_setfield(L, -2, "__metatable");
+    lp_ctl_get(L)->array_mt = lua_topointer(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_array_mt);
     lua_newtable(L);
     lua_pushliteral(L, "luapipe.object");
     lua_setfield(L, -2, "__name");
     lua_pushliteral(L, "luapipe.object");
     lua_setfield(L, -2, "__metatable");
+    lp_ctl_get(L)->object_mt = lua_topointer(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_object_mt);
     scratch *s = lua_newuserdatauv(L, sizeof(scratch), 0);
     memset(s, 0, sizeof *s);

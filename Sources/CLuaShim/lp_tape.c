@@ -167,7 +167,7 @@ typedef struct writer {
     const uint8_t *orig;   // the tape the current call's record came from, or NULL
     size_t orig_len;
     int anchor;            // stack index of the anchor table, 0: none
-    int array_mt, object_mt, lazy_mt;
+    const lp_ctl *ctl;     // for the metatables' addresses
     const void *seen[LP_MAX_DEPTH + 2];
     path_item path[LP_MAX_DEPTH + 2];
 } writer;
@@ -418,9 +418,10 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
     int kind = 0;  // 1 array, 2 object
     lua_Integer anchored = -1;
     if (lua_getmetatable(L, t)) {
-        if (lua_rawequal(L, -1, w->array_mt)) kind = 1;
-        else if (lua_rawequal(L, -1, w->object_mt)) kind = 2;
-        else if (lua_rawequal(L, -1, w->lazy_mt)) kind = 3;
+        const void *mt = lua_topointer(L, -1);
+        if (mt == w->ctl->array_mt) kind = 1;
+        else if (mt == w->ctl->object_mt) kind = 2;
+        else if (mt == w->ctl->lazy_mt) kind = 3;
         lua_pop(L, 1);
     }
     if (kind == 3) {
@@ -501,12 +502,7 @@ void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what) {
     w->out = out;
     w->what = what;
     w->orig = NULL; w->orig_len = 0; w->anchor = 0;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_array_mt);
-    w->array_mt = lua_gettop(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_object_mt);
-    w->object_mt = lua_gettop(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
-    w->lazy_mt = lua_gettop(L);
+    w->ctl = c;
     if (c->call && c->call->arg && c->anchor_serial == c->serial) {
         w->orig = c->call->arg;
         w->orig_len = c->call->arg_len;
