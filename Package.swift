@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "luapipeTests", dependencies: ["luapipe"]),
+        .testTarget(name: "luapipeTests", dependencies: ["luapipe"], exclude: ["Fixtures"]),  // read by path
     ]
 )
