@@ -2,6 +2,7 @@
 // (RFC 8259; UTF-8 checked; nesting <= 512; duplicate keys refused; integers that fit 64
 // bits stay integers). Measured reason for C: the Swift reader took 1.1 us of a record's
 // 4.5 us in a one-plugin pipeline (docs/performance.md).
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lp_json.h"
@@ -295,25 +296,56 @@ long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
     return (long)(s.o - s.out);
 }
 
-static _Thread_local uint8_t *scratch;
-static _Thread_local size_t scratch_cap;
+// Each thread's buffers, freed when the thread ends (a pthread key's destructor: plain
+// thread-locals would leak them, and embedders start and stop worker threads).
+typedef struct scratch { uint8_t *tape, *text; size_t tape_cap, text_cap; } scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    scratch *s = p;
+    free(s->tape);
+    free(s->text);
+    free(s);
+}
+
+static void scratch_key_make(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static scratch *scratch_get(void) {
+    pthread_once(&scratch_once, scratch_key_make);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (s && pthread_setspecific(scratch_key, s) != 0) { free(s); s = NULL; }
+    }
+    return s;
+}
+
+// Makes *buf hold at least `need` bytes; NULL when memory ran out.
+static uint8_t *reserve(uint8_t **buf, size_t *cap, size_t need) {
+    if (need > *cap) {
+        free(*buf);
+        *cap = need < 4096 ? 4096 : need;
+        *buf = malloc(*cap);
+        if (!*buf) *cap = 0;
+    }
+    return *buf;
+}
 
 const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len) {
-    size_t need = lp_json_tape_bound(n);
-    if (need > scratch_cap) {
-        free(scratch);
-        scratch_cap = need < 4096 ? 4096 : need;
-        scratch = malloc(scratch_cap);
-        if (!scratch) { scratch_cap = 0; return NULL; }
-    }
-    long r = lp_json_parse(p, n, scratch, record_only);
+    scratch *s = scratch_get();
+    if (!s || !reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
+    long r = lp_json_parse(p, n, s->tape, record_only);
     if (r < 0) return NULL;
     *len = (size_t)r;
-    return scratch;
+    return s->tape;
 }
 
 void lp_json_scratch_trim(void) {
-    if (scratch_cap > (1u << 20)) { free(scratch); scratch = NULL; scratch_cap = 0; }
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) return;
+    if (s->tape_cap > (1u << 20)) { free(s->tape); s->tape = NULL; s->tape_cap = 0; }
+    if (s->text_cap > (1u << 20)) { free(s->text); s->text = NULL; s->text_cap = 0; }
 }
 
 // MARK: - Tape -> JSON text (JSONWriter.swift's rules: only the escapes JSON requires)
@@ -408,17 +440,9 @@ size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out) {
     return (size_t)(write_value(out, &p) - out);
 }
 
-static _Thread_local uint8_t *text_scratch;
-static _Thread_local size_t text_cap;
-
 const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len) {
-    size_t need = lp_json_text_bound(len);
-    if (need > text_cap || (text_cap > (1u << 20) && need < 4096)) {
-        free(text_scratch);
-        text_cap = need < 4096 ? 4096 : need;
-        text_scratch = malloc(text_cap);
-        if (!text_scratch) { text_cap = 0; return NULL; }
-    }
-    *out_len = lp_json_write(tape, len, text_scratch);
-    return text_scratch;
+    scratch *s = scratch_get();
+    if (!s || !reserve(&s->text, &s->text_cap, lp_json_text_bound(len))) return NULL;
+    *out_len = lp_json_write(tape, len, s->text);
+    return s->text;
 }

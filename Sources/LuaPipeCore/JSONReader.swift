@@ -38,11 +38,10 @@ public struct JSONReader {
     /// Nil when the C reader refuses the text (then `reference...` says why).
     @inline(__always) public static func parseFast(_ bytes: UnsafeBufferPointer<UInt8>, recordOnly: Bool) -> Tape? {
         guard let base = bytes.baseAddress else { return nil }
+        defer { if bytes.count > 1 << 17 { lp_json_scratch_trim() } }  // a long line's buffer goes
         var len = 0
         guard let tape = lp_json_parse_scratch(base, bytes.count, recordOnly ? 1 : 0, &len) else { return nil }
-        let t = Tape(bytes: Array(UnsafeBufferPointer(start: tape, count: len)))
-        if bytes.count > 1 << 17 { lp_json_scratch_trim() }
-        return t
+        return Tape(bytes: Array(UnsafeBufferPointer(start: tape, count: len)))
     }
 
     /// Parses one JSON object (a record). Anything else is an error.

@@ -9,6 +9,7 @@ public enum JSONWriter {
         _ = installed
         tape.bytes.withUnsafeBufferPointer { b in
             guard let base = b.baseAddress else { return }
+            defer { if b.count > 1 << 17 { lp_json_scratch_trim() } }  // a large record's buffer goes
             var n = 0
             if let text = lp_json_write_scratch(base, b.count, &n) {
                 out.append(contentsOf: UnsafeBufferPointer(start: text, count: n))

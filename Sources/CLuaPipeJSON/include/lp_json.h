@@ -28,7 +28,8 @@ static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
 /// accepted (the Swift reader then reports why).
 long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only);
 
-/// The same, into a buffer of the calling thread (kept between calls when under 1 MiB).
+/// The same, into a buffer of the calling thread (kept until the thread ends, or until
+/// lp_json_scratch_trim when over 1 MiB).
 /// Returns the tape, valid until the thread's next call, or NULL; *len is its length.
 const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len);
 /// The most JSON bytes a tape of n bytes can give.
@@ -46,7 +47,7 @@ size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out);
 /// The same, into a buffer of the calling thread; valid until its next call.
 const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len);
 
-/// Frees the calling thread's buffer if a long line made it larger than 1 MiB.
+/// Frees the calling thread's buffers that a long line made larger than 1 MiB.
 void lp_json_scratch_trim(void);
 
 #endif
