@@ -30,7 +30,7 @@ lp_ctl *lp_ctl_get(lua_State *L);
 int64_t lp_now_ns(void);
 
 // Registry keys (addresses of statics used as light userdata keys).
-extern const char lp_key_array_mt, lp_key_object_mt, lp_key_anchor, lp_key_codec;
+extern const char lp_key_array_mt, lp_key_object_mt, lp_key_anchor;
 
 // Tape writer (lp_tape.c). Both raise Lua errors; run only inside protected code.
 void lp_tape_push(lua_State *L, const uint8_t *tape, size_t len);   // [-0, +1, e]
@@ -50,7 +50,6 @@ typedef struct lp_lazy {
     uint8_t *loaded;       // per key: 1 once the table holds (or deleted) the field
     uint8_t *tape;         // the record's own copy of the tape
 } lp_lazy;
-extern const char lp_key_lazy_mt;
 void lp_lazy_open(lua_State *L);                                     // [-0, +0, m]
 void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial); // [-0,+1,m]
 /// The lazy state of the table at `t`, or NULL for anything else. [-0, +0, -]

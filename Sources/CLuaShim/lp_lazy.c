@@ -9,7 +9,6 @@
 #include <string.h>
 #include "lp_internal.h"
 
-const char lp_key_lazy_mt = 0;
 static const char lp_key_lazy = 0;  // the table's hidden field holding its lp_lazy
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -154,7 +153,5 @@ void lp_lazy_open(lua_State *L) {
     lua_createtable(L, 0, 3);
     luaL_setfuncs(L, metamethods, 0);
     lp_ctl_get(L)->lazy_mt = lua_topointer(L, -1);  // the registry keeps it alive
-    lua_pushvalue(L, -1);
     lp_ctl_get(L)->lazy_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_lazy_mt);
 }

@@ -4,7 +4,7 @@
 #include <math.h>
 #include "lp_internal.h"
 
-const char lp_key_array_mt = 0, lp_key_object_mt = 0, lp_key_anchor = 0, lp_key_codec = 0;
+const char lp_key_array_mt = 0, lp_key_object_mt = 0, lp_key_anchor = 0;
 static const char lp_null_marker = 0;
 void *lp_null(void) { return (void *)&lp_null_marker; }
 
