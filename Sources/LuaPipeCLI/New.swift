@@ -81,6 +81,11 @@ struct New: AsyncParsableCommand {
             printError("luapipe: error: \(root) exists; choose another name or remove it")
             throw ExitCode(Exit.usage)
         }
+        let type = SwiftScaffold.typeName(name)
+        if SwiftScaffold.reserved.contains(type) {
+            printError("luapipe: error: '\(name)' would make a Swift module named \(type), which clashes with a module the package uses; choose another name")
+            throw ExitCode(Exit.usage)
+        }
         let source = luapipe ?? SwiftScaffold.sourceRoot
         if !source.contains("://") && !FileIO.fileExists(source + "/Package.swift") {
             printError("luapipe: error: no luapipe package at \(source); pass --luapipe PATH (a checkout) or --luapipe URL")

@@ -18,6 +18,14 @@ enum SwiftScaffold {
         return joined.first?.isNumber == true ? "P" + joined : joined
     }
 
+    /// Module names the package imports or that Swift already has: a plugin whose type name
+    /// is one of these would not build.
+    static let reserved: Set<String> = [
+        "LuaPipe", "LuaPipeCore", "LuaPipeCLI", "LuaPipeTesting", "LuaRuntime", "CLua", "CLuaShim", "CLuaPipeJSON",
+        "Testing", "XCTest", "Foundation", "Swift", "Logging", "Yams", "Collections", "ArgumentParser", "Histogram",
+        "Glibc", "Darwin", "Dispatch",
+    ]
+
     /// The files, by path relative to the package folder.
     static func files(name: String, luapipe: String) -> [(String, String)] {
         let type = typeName(name)

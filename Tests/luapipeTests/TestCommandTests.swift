@@ -73,6 +73,8 @@ struct NewCommandTests {
         #expect(ran.lines == [#"{"id":1,"greeting":"hello"}"#, #"{"id":2,"greeting":"hello"}"#])
         let listed = try Binary.run(["plugins"], cwd: pkg, executable: own)
         #expect(listed.lines.contains { $0.hasPrefix("greet ") && $0.contains("swift-sync") }, "\(listed.stdout)")
+        let clash = try Binary.run(["new", "lua-pipe", "--swift", "--dir", dir])
+        #expect(clash.status == 2 && clash.stderr.contains("clashes with a module"), "\(clash.stderr)")
         let missing = try Binary.run(["new", "other", "--swift", "--dir", dir, "--luapipe", dir + "/nowhere"])
         #expect(missing.status == 2 && missing.stderr.contains("no luapipe package at"), "\(missing.stderr)")
     }
