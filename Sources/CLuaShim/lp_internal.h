@@ -54,6 +54,9 @@ void lp_lazy_open(lua_State *L);                                     // [-0, +0,
 void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial); // [-0,+1,m]
 /// The lazy state of the table at `t`, or NULL for anything else. [-0, +0, -]
 lp_lazy *lp_lazy_of(lua_State *L, int t);
+/// The same for a table known to carry the lazy metatable (its metamethods, the writer):
+/// only the hidden-field lookup. [-0, +0, -]
+lp_lazy *lp_lazy_state(lua_State *L, int t);
 /// The index of key k among the record's original keys, or -1.
 int lp_lazy_find(const lp_lazy *z, const char *k, size_t n);
 /// True for the hidden key a lazy table keeps its state under. [-0, +0, -]

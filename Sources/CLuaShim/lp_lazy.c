@@ -48,7 +48,11 @@ lp_lazy *lp_lazy_of(lua_State *L, int t) {
     if (lua_type(L, t) != LUA_TTABLE || !lua_getmetatable(L, t)) return NULL;
     int is = lua_topointer(L, -1) == lp_ctl_get(L)->lazy_mt;
     lua_pop(L, 1);
-    if (!is) return NULL;
+    return is ? lp_lazy_state(L, t) : NULL;
+}
+
+lp_lazy *lp_lazy_state(lua_State *L, int t) {
+    if (lua_type(L, t) != LUA_TTABLE) return NULL;
     lua_rawgetp(L, t, &lp_key_lazy);
     lp_lazy *z = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -74,7 +78,7 @@ static void push_field(lua_State *L, lp_lazy *z, uint32_t i) {
 // __index(t, k)
 static int lazy_index(lua_State *L) {
     lp_lazy *z;
-    if (lua_type(L, 2) != LUA_TSTRING || !(z = lp_lazy_of(L, 1))) return 0;
+    if (lua_type(L, 2) != LUA_TSTRING || !(z = lp_lazy_state(L, 1))) return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
     int i = lp_lazy_find(z, k, n);
@@ -89,7 +93,7 @@ static int lazy_index(lua_State *L) {
 
 // __newindex(t, k, v): a write to a field never read replaces the tape's value.
 static int lazy_newindex(lua_State *L) {
-    lp_lazy *z = lp_lazy_of(L, 1);
+    lp_lazy *z = lp_lazy_state(L, 1);
     if (z && lua_type(L, 2) == LUA_TSTRING) {
         size_t n;
         const char *k = lua_tolstring(L, 2, &n);

@@ -425,7 +425,7 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
         lua_pop(L, 1);
     }
     if (kind == 3) {
-        const lp_lazy *z = lp_lazy_of(L, t);
+        const lp_lazy *z = lp_lazy_state(L, t);  // the metatable said so already
         if (z) { write_lazy(L, w, t, depth, z); return; }
         kind = 2;
     }
