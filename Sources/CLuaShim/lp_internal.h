@@ -24,6 +24,11 @@ struct lp_ctl {
     const void *array_mt;   // to compare with (the registry keeps them alive)
     const void *object_mt;
     int lazy_mt_ref;        // registry index of the lazy records' metatable (an array slot)
+    int record_number_ref;  // registry index of the string "record_number"
+    // The call's own record and its lazy state: the metamethods and the writer find it here
+    // without a hidden-field lookup. Set while a call runs (its stack keeps the table alive).
+    const void *cur_table;
+    struct lp_lazy *cur_lazy;
 };
 
 lp_ctl *lp_ctl_get(lua_State *L);
@@ -46,6 +51,7 @@ void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at, i
 typedef struct lp_lazy {
     uint32_t count, len;   // top-level keys; tape bytes
     uint64_t serial;       // the call it was pushed for
+    int added;             // a key not among the tape's was set (the writer then looks for it)
     uint32_t *key_at;      // offset of each key entry (u32 length, bytes, then the value)
     uint8_t *loaded;       // per key: 1 once the table holds (or deleted) the field
     uint8_t *tape;         // the record's own copy of the tape

@@ -23,6 +23,7 @@ void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial
     z->count = count;
     z->len = (uint32_t)len;
     z->serial = serial;
+    z->added = 0;
     z->key_at = (uint32_t *)(z + 1);
     z->loaded = (uint8_t *)(z->key_at + count);
     z->tape = z->loaded + count;
@@ -36,8 +37,13 @@ void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial
     }
     if (at > len) luaL_error(L, "luapipe: corrupt record tape (a bug)");
     lua_rawsetp(L, t, &lp_key_lazy);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lp_ctl_get(L)->lazy_mt_ref);
+    lp_ctl *c = lp_ctl_get(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->lazy_mt_ref);
     lua_setmetatable(L, t);
+    if (c->call && serial == c->serial) {
+        c->cur_table = lua_topointer(L, t);
+        c->cur_lazy = z;
+    }
 }
 
 int lp_lazy_hidden_key(lua_State *L, int idx) {
@@ -53,6 +59,8 @@ lp_lazy *lp_lazy_of(lua_State *L, int t) {
 
 lp_lazy *lp_lazy_state(lua_State *L, int t) {
     if (lua_type(L, t) != LUA_TTABLE) return NULL;
+    lp_ctl *c = lp_ctl_get(L);
+    if (c->cur_table && lua_topointer(L, t) == c->cur_table) return c->cur_lazy;
     lua_rawgetp(L, t, &lp_key_lazy);
     lp_lazy *z = lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -99,6 +107,9 @@ static int lazy_newindex(lua_State *L) {
         const char *k = lua_tolstring(L, 2, &n);
         int i = lp_lazy_find(z, k, n);
         if (i >= 0) z->loaded[i] = 1;
+        else z->added = 1;
+    } else if (z) {
+        z->added = 1;  // not a string: the writer refuses it
     }
     lua_settop(L, 3);
     lua_rawset(L, 1);
@@ -118,7 +129,9 @@ void lp_lazy_materialize(lua_State *L, int t) {
         lua_rawset(L, t);
         z->loaded[i] = 1;
     }
-    if (z->serial == lp_ctl_get(L)->serial) lp_anchor_set(L, t, 0);  // keeps the key order
+    lp_ctl *c = lp_ctl_get(L);
+    if (z->serial == c->serial) lp_anchor_set(L, t, 0);  // keeps the key order
+    if (c->cur_lazy == z) c->cur_table = NULL, c->cur_lazy = NULL;
     lua_pushnil(L);
     lua_rawsetp(L, t, &lp_key_lazy);
     lua_pushnil(L);

@@ -220,6 +220,8 @@ int lp_open_luapipe(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lp_key_scratch);
     lp_anchor_reset(L);
     lp_lazy_open(L);
+    lua_pushliteral(L, "record_number");
+    lp_ctl_get(L)->record_number_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_createtable(L, 0, 6);
     lua_pushlightuserdata(L, lp_null());

@@ -142,7 +142,7 @@ static int lp_run_main(lua_State *L) {
     if (call->ctx_ref != LUA_NOREF) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, call->ctx_ref);     // [arg, ctx]
         if (call->record_number > 0 && lua_type(L, -1) == LUA_TTABLE) {
-            lua_pushliteral(L, "record_number");
+            lua_rawgeti(L, LUA_REGISTRYINDEX, lp_ctl_get(L)->record_number_ref);
             lua_pushinteger(L, call->record_number);
             lua_rawset(L, -3);
         }
@@ -205,6 +205,8 @@ int lp_run(lua_State *L, lp_call *call) {
     lua_pushlightuserdata(L, call);
     int status = lp_pcall_limited(L, 1, 0, call->timeout_ns);
     c->call = NULL;
+    c->cur_table = NULL;
+    c->cur_lazy = NULL;
     return status;
 }
 

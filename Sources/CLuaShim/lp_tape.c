@@ -338,10 +338,12 @@ static void write_lazy(lua_State *L, writer *w, int t, int depth, const lp_lazy 
     if (run_end > run) lp_buf_put(L, w->out, z->tape + run, run_end - run);
     // Fields the plugin added: the raw table holds the hidden state, what was read or
     // written, and those.
-    size_t total = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) { lua_pop(L, 1); total++; }
-    if (total > present + 1) written += write_extras(L, w, t, depth, NULL, 0, z, total);
+    if (z->added) {
+        size_t total = 0;
+        lua_pushnil(L);
+        while (lua_next(L, t)) { lua_pop(L, 1); total++; }
+        if (total > present + 1) written += write_extras(L, w, t, depth, NULL, 0, z, total);
+    }
     lua_settop(L, scratch);
     patch_u32(w->out, at, written);
     patch_u32(w->out, at + 4, (uint32_t)(w->out->len - at - 8));

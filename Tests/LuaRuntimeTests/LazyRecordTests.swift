@@ -38,6 +38,20 @@ struct LazyRecordTests {
         #expect(out.emits.isEmpty)
     }
 
+    @Test("a list item set on a record is refused on the way back, not lost",
+          arguments: ["integer_key_added", "list_item_added"])
+    func listItemRefused(_ name: String) async throws {
+        let message = try await withLua { lua -> String in
+            do {
+                _ = try Self.run(lua, name, [Self.input])
+                return "no error"
+            } catch let e as LuaError {
+                return e.message
+            }
+        }
+        #expect(message.contains("a table mixes list items and named fields"), "\(message)")
+    }
+
     @Test("an emitted record is whole, and a record kept past its call stays whole")
     func emittedAndKept() async throws {
         let emitted = try await withLua { lua in try Self.run(lua, "emit_itself", [Self.input]) }

@@ -43,6 +43,10 @@ function cases.emit_itself(r, ctx) ctx.emit(r); return false end
 function cases.encode_itself(r) r.json = luapipe.json.encode(r) end
 function cases.integer_keys_are_absent(r) r.i = r[1] == nil and #r == 0 end
 
+-- Refused when written back, as for a plain table.
+function cases.integer_key_added(r) r[1] = "x" end
+function cases.list_item_added(r) table.insert(r, "x") end
+
 -- Kept past its call: the next call emits it, whole.
 local kept
 function cases.keep_then_emit(r, ctx)
