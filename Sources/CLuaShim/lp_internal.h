@@ -10,7 +10,13 @@
 
 #define LP_HOOK_COUNT 1000
 
+// Freed small blocks kept for reuse, per 16-byte size class (see lp_alloc in lp_state.c).
+#define LP_POOL_CLASSES 32          // blocks of up to 512 bytes
+#define LP_POOL_MAX_BYTES (1 << 20) // at most this much kept per state
+
 struct lp_ctl {
+    void *pool[LP_POOL_CLASSES + 1]; // free lists, by size / 16 (rounded up)
+    size_t pool_bytes;
     atomic_int interrupt;   // set from any thread
     int64_t deadline_ns;    // CLOCK_MONOTONIC; 0: none
     size_t mem_used;
