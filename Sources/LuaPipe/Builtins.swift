@@ -4,20 +4,24 @@ import LuaPipeCore
 /// The built-in native plugins of SPEC §3.
 enum Builtins {
     static func register(in registry: PluginRegistry) {
-        func add(_ name: String, _ description: String, parallel: Bool,
-                 _ make: @escaping @Sendable (PluginContext, PluginRegistry.Environment) throws -> any Plugin) {
-            registry.add(.init(name: name, version: "1.0.0", description: description, kind: "swift", parallel: parallel,
-                               builtin: true, make: { .async(try make($0, $1)) }))
+        // The blocking kind runs on the worker threads, so a built-in between two Lua plugins
+        // joins their fused stage (a record crosses no thread between them). Only `throttle`,
+        // which awaits, is async.
+        func sync(_ name: String, _ description: String, parallel: Bool,
+                  _ make: @escaping @Sendable (PluginContext, PluginRegistry.Environment) throws -> any SyncPlugin) {
+            registry.add(.init(name: name, version: "1.0.0", description: description, kind: "swift-sync", parallel: parallel,
+                               builtin: true, make: { .sync(try make($0, $1)) }))
         }
-        add("set", "sets (overwrites) fields", parallel: true) { ctx, _ in try SetPlugin(ctx.configRecord) }
-        add("rename", "renames fields, keeping their place in the key order", parallel: true) { ctx, _ in try RenamePlugin(ctx.configRecord) }
-        add("remove", "removes fields", parallel: true) { ctx, _ in try RemovePlugin(ctx.configRecord) }
-        add("sample", "keeps records 1, N+1, 2N+1, ... of those it sees", parallel: false) { ctx, _ in try SamplePlugin(ctx.configRecord) }
-        add("dedupe", "drops a record whose key was seen among the last N keys", parallel: false) { ctx, _ in try DedupePlugin(ctx.configRecord) }
-        add("throttle", "delays records to at most N per second, by awaiting", parallel: false) { ctx, _ in try ThrottlePlugin(ctx.configRecord) }
-        add("lookup", "loads a JSON Lines table in setup; copies fields from the matching row", parallel: true) { ctx, env in
+        sync("set", "sets (overwrites) fields", parallel: true) { ctx, _ in try SetPlugin(ctx.configRecord) }
+        sync("rename", "renames fields, keeping their place in the key order", parallel: true) { ctx, _ in try RenamePlugin(ctx.configRecord) }
+        sync("remove", "removes fields", parallel: true) { ctx, _ in try RemovePlugin(ctx.configRecord) }
+        sync("sample", "keeps records 1, N+1, 2N+1, ... of those it sees", parallel: false) { ctx, _ in try SamplePlugin(ctx.configRecord) }
+        sync("dedupe", "drops a record whose key was seen among the last N keys", parallel: false) { ctx, _ in try DedupePlugin(ctx.configRecord) }
+        sync("lookup", "loads a JSON Lines table in setup; copies fields from the matching row", parallel: true) { ctx, env in
             try LookupPlugin(ctx.configRecord, env)
         }
+        registry.add(.init(name: "throttle", version: "1.0.0", description: "delays records to at most N per second, by awaiting",
+                           kind: "swift", parallel: false, builtin: true, make: { ctx, _ in .async(try ThrottlePlugin(ctx.configRecord)) }))
     }
 }
 
@@ -26,73 +30,89 @@ func configError(_ plugin: String, _ key: String, _ expected: String) -> Pipelin
     PipelineError(.manifest, "config.\(key): \(expected) (plugin '\(plugin)')")
 }
 
-final class SetPlugin: Plugin {
+final class SetPlugin: TapeSyncPlugin {
     let fields: Record
-    var enforcesTimeout: Bool { false }
+    let encoded: [(key: [UInt8], value: [UInt8])]
     init(_ config: Record) throws {
         guard case .object(let f)? = config["fields"] else { throw configError("set", "fields", "a map of field: value expected") }
         fields = f
+        encoded = f.fields.map { (Array($0.key.utf8), Tape.encode($0.value)) }
     }
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         var r = record
         for (k, v) in fields.fields { r[k] = v }
         return .replace(r)
     }
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+        guard var f = TapeFields(tape) else { return tape }
+        for (k, v) in encoded { f.set(k, encoded: v) }
+        return f.result
+    }
 }
 
-final class RenamePlugin: Plugin {
+final class RenamePlugin: TapeSyncPlugin {
     let pairs: [(String, String)]
-    var enforcesTimeout: Bool { false }
+    let bytes: [(old: [UInt8], new: [UInt8])]
     init(_ config: Record) throws {
         guard case .object(let f)? = config["fields"] else { throw configError("rename", "fields", "a map of old: new names expected") }
         pairs = try f.fields.map { k, v in
             guard case .string(let n) = v else { throw configError("rename", "fields.\(k)", "the new name must be a string") }
             return (k, n)
         }
+        bytes = pairs.map { (Array($0.0.utf8), Array($0.1.utf8)) }
     }
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         var r = record
         for (old, new) in pairs { r.rename(old, to: new) }
         return .replace(r)
     }
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+        guard var f = TapeFields(tape) else { return tape }
+        for (old, new) in bytes { f.rename(old, to: new) }
+        return f.result
+    }
 }
 
-final class RemovePlugin: Plugin {
+final class RemovePlugin: TapeSyncPlugin {
     let names: [String]
-    var enforcesTimeout: Bool { false }
+    let bytes: [[UInt8]]
     init(_ config: Record) throws {
         guard case .array(let a)? = config["fields"], let names = Optional(a.compactMap(\.stringValue)), names.count == a.count else {
             throw configError("remove", "fields", "a list of field names expected")
         }
         self.names = names
+        bytes = names.map { Array($0.utf8) }
     }
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         var r = record
         for n in names { r[n] = nil }
         return .replace(r)
     }
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+        guard var f = TapeFields(tape) else { return tape }
+        for n in bytes { f.remove(n) }
+        return f.result
+    }
 }
 
-final class SamplePlugin: Plugin {
+final class SamplePlugin: SyncPlugin {
     let every: Int64
     var seen: Int64 = 0
-    var enforcesTimeout: Bool { false }
     init(_ config: Record) throws {
         guard let n = config["every"]?.intValue, n >= 1 else { throw configError("sample", "every", "a whole number >= 1 expected") }
         every = n
     }
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         defer { seen += 1 }
         return seen % every == 0 ? .pass : .drop
     }
 }
 
-final class DedupePlugin: Plugin {
+final class DedupePlugin: SyncPlugin {
     let key: [String]
     let capacity: Int
     var order = Deque<Value>()
     var seen: [Value: Int] = [:]
-    var enforcesTimeout: Bool { false }
     init(_ config: Record) throws {
         guard case .array(let a)? = config["key"], !a.isEmpty, a.allSatisfy({ $0.stringValue != nil }) else {
             throw configError("dedupe", "key", "a non-empty list of field names expected")
@@ -102,7 +122,7 @@ final class DedupePlugin: Plugin {
         guard c >= 1 else { throw configError("dedupe", "capacity", "a whole number >= 1 expected") }
         capacity = Int(c)
     }
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         let k = Value.array(key.map { record[$0] ?? .null })
         if seen[k] != nil { return .drop }
         order.append(k)
@@ -132,13 +152,11 @@ final class ThrottlePlugin: Plugin {
     }
 }
 
-final class LookupPlugin: Plugin {
+final class LookupPlugin: SyncPlugin {
     let path: String
     let key: String
     let fields: [String]
-    let worker: WorkerThread
     var table: [Value: Record] = [:]
-    var enforcesTimeout: Bool { false }
 
     init(_ config: Record, _ env: PluginRegistry.Environment) throws {
         guard let file = config["file"]?.stringValue else { throw configError("lookup", "file", "a path to a JSON Lines file expected") }
@@ -149,13 +167,11 @@ final class LookupPlugin: Plugin {
         path = file.hasPrefix("/") ? file : env.baseDirectory + "/" + file
         self.key = key
         fields = a.compactMap(\.stringValue)
-        worker = env.worker
     }
 
-    func setup(_ context: PluginContext) async throws {
-        let path = self.path
-        // The file is read on a worker thread: a blocking read never holds a cooperative thread.
-        guard let bytes = try await worker.run({ FileIO.readAll(path) }) else {
+    func setup(_ context: PluginContext) throws {
+        // A sync plugin: this runs on its worker thread, never on a cooperative one.
+        guard let bytes = FileIO.readAll(path) else {
             throw PipelineError(.setup, "lookup: cannot read \(path)", plugin: context.info.id)
         }
         var lineNumber = 0
@@ -174,7 +190,7 @@ final class LookupPlugin: Plugin {
         }
     }
 
-    func process(_ record: Record, _ context: PluginContext) async throws -> Disposition {
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
         guard let k = record[key], let row = table[k] else { return .pass }
         var r = record
         for f in fields { if let v = row[f] { r[f] = v } }

@@ -145,6 +145,14 @@ public protocol SyncPlugin: AnyObject {
     func teardown(_ context: PluginContext)
 }
 
+/// A sync plugin that can also do its work on the record's tape, never building a `Record`
+/// (see `TapeFields`). The adapter calls `process(tape:_:)` instead of `process` whenever a
+/// record arrives as a tape (from the JSON reader or a Lua plugin); it must do the same.
+public protocol TapeSyncPlugin: SyncPlugin {
+    /// The record, changed; the record passes on as it is returned.
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape
+}
+
 extension SyncPlugin {
     public func setup(_ context: PluginContext) throws {}
     public func tick(_ context: PluginContext) throws {}

@@ -44,17 +44,26 @@ public final class SyncPluginAdapter: WorkerPlugin {
                                 _ limits: CallLimits) -> [ItemResult] {
         let timeoutNanos = limits.timeout.nanoseconds
         return confined.withValue { plugin in
-            items.map { item in
+            let tapePlugin = plugin as? any TapeSyncPlugin
+            return items.map { item in
                 context.begin(recordNumber: item.number)
                 let started = ContinuousClock.now
                 let result: ItemResult
                 do {
-                    let d = try plugin.process(item.record, context)
+                    let d: Disposition
+                    var edited: Tape? = nil
+                    if let tapePlugin, case .tape(let tape) = item.payload {
+                        edited = try tapePlugin.process(tape: tape, context)
+                        d = .pass
+                    } else {
+                        d = try plugin.process(item.record, context)
+                    }
                     let emitted = context.end()
                     if (ContinuousClock.now - started).nanoseconds > timeoutNanos {
                         return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
                                                      plugin: context.info.id, recordNumber: item.number))
                     }
+                    if let edited { return .done(record: Item(number: item.number, tape: edited), emitted: emitted) }
                     switch d {
                     case .pass: result = .done(record: item, emitted: emitted)
                     case .replace(let r): result = .done(record: Item(number: item.number, record: r), emitted: emitted)

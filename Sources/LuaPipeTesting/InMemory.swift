@@ -4,7 +4,9 @@ import LuaPipeCore
 public final class ArraySource: RecordSource {
     private let batches: Locked<[[InputEvent]]>
 
-    public init(_ records: [Record], batchSize: Int = 256) {
+    /// `asTapes`: hands the records on as tapes, the form the JSON reader and Lua plugins
+    /// give them in (native plugins that work on tapes take another path then).
+    public init(_ records: [Record], batchSize: Int = 256, asTapes: Bool = false) {
         var events: [[InputEvent]] = []
         var n = 0
         var i = 0
@@ -12,7 +14,7 @@ public final class ArraySource: RecordSource {
             let slice = records[i..<min(records.count, i + batchSize)]
             events.append(slice.map { r in
                 n += 1
-                return .record(Item(number: n, record: r))
+                return .record(asTapes ? Item(number: n, tape: Tape(r)) : Item(number: n, record: r))
             })
             i += batchSize
         }
@@ -42,12 +44,21 @@ public final class EndlessSource: RecordSource {
 
 /// A sink that keeps what it gets (for tests).
 public final class CollectingSink: RecordSink, DeadLetterSink {
-    private let items = Locked<[Record]>([])
+    private let items = Locked<[Item]>([])
     public init() {}
-    public func write(_ batch: [Item]) async throws { items.withLock { $0.append(contentsOf: batch.map(\.record)) } }
-    public func write(_ envelope: Record) async throws { items.withLock { $0.append(envelope) } }
+    public func write(_ batch: [Item]) async throws { items.withLock { $0.append(contentsOf: batch) } }
+    public func write(_ envelope: Record) async throws { items.withLock { $0.append(Item(number: 0, record: envelope)) } }
     public func close() async throws {}
-    public var records: [Record] { items.withLock { $0 } }
-    /// The records as JSON lines, for exact comparisons.
-    public var lines: [String] { records.map { JSONWriter.encode($0) } }
+    public var records: [Record] { items.withLock { $0.map(\.record) } }
+    /// The records as JSON lines, written as `luapipe run` writes them (from the tape, when
+    /// one arrived), for exact comparisons.
+    public var lines: [String] {
+        items.withLock { items in
+            items.map { item in
+                var out: [UInt8] = []
+                item.writeJSON(to: &out)
+                return String(decoding: out, as: UTF8.self)
+            }
+        }
+    }
 }

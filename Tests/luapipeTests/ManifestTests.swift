@@ -59,7 +59,7 @@ struct ManifestTests {
         let path = try Self.manifest("api: 1\nplugins:\n  - use: upper\n  - use: set\n    config: {fields: {a: 1}}\n    before: [upper]\n")
         let r = try Binary.run(["check", path])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("1. set: set 1.0.0 [swift]"), "\(r.stdout)")
+        #expect(r.stdout.contains("1. set: set 1.0.0 [swift-sync]"), "\(r.stdout)")
         #expect(r.stdout.contains("2. upper: upper 1.0.0 [lua]"), "\(r.stdout)")
     }
 
