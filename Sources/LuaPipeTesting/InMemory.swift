@@ -44,21 +44,35 @@ public final class EndlessSource: RecordSource {
 
 /// A sink that keeps what it gets (for tests).
 public final class CollectingSink: RecordSink, DeadLetterSink {
-    private let items = Locked<[Item]>([])
-    public init() {}
-    public func write(_ batch: [Item]) async throws { items.withLock { $0.append(contentsOf: batch) } }
-    public func write(_ envelope: Record) async throws { items.withLock { $0.append(Item(number: 0, record: envelope)) } }
+    // Records as they are written (decoded on the writer's side, as a Swift sink would), and
+    // the items too when `lines` is wanted.
+    private let items = Locked<(records: [Record], items: [Item])>(([], []))
+    private let keepLines: Bool
+    /// `keepLines`: also keep what `lines` needs (every item, until the sink goes).
+    public init(keepLines: Bool = true) { self.keepLines = keepLines }
+    public func write(_ batch: [Item]) async throws {
+        let records = batch.map(\.record)
+        items.withLock {
+            $0.records += records
+            if keepLines { $0.items += batch }
+        }
+    }
+    public func write(_ envelope: Record) async throws {
+        items.withLock {
+            $0.records.append(envelope)
+            if keepLines { $0.items.append(Item(number: 0, record: envelope)) }
+        }
+    }
     public func close() async throws {}
-    public var records: [Record] { items.withLock { $0.map(\.record) } }
+    public var records: [Record] { items.withLock { $0.records } }
     /// The records as JSON lines, written as `luapipe run` writes them (from the tape, when
     /// one arrived), for exact comparisons.
     public var lines: [String] {
-        items.withLock { items in
-            items.map { item in
-                var out: [UInt8] = []
-                item.writeJSON(to: &out)
-                return String(decoding: out, as: UTF8.self)
-            }
+        precondition(keepLines, "CollectingSink(keepLines: false) keeps no lines")
+        return items.withLock { $0.items }.map { item in
+            var out: [UInt8] = []
+            item.writeJSON(to: &out)
+            return String(decoding: out, as: UTF8.self)
         }
     }
 }

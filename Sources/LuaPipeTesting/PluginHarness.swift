@@ -66,7 +66,7 @@ public enum PluginHarness {
         let logger = Logger(label: "harness") { _ in CapturingLogHandler(logs, onLog: onLog) }
         let spec = StageSpec(info: PluginInfo(id: name, name: name, version: "0"), kind: kind, config: config,
                              onError: onError, limits: CallLimits(timeout: timeout), makeInstance: make)
-        let sink = CollectingSink()
+        let sink = CollectingSink(keepLines: false)  // the harness gives records
         do {
             let outcome = try await Pipeline(stages: [spec], shared: shared, logger: logger)
                 .run(source: ArraySource(records), sink: sink, deadLetter: sink)
