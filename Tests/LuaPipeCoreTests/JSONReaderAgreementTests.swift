@@ -13,6 +13,8 @@ struct JSONReaderAgreementTests {
         #"  {"nested":{"a":{"b":[1,2,{"c":"é😀"}]}},"k":""}  "#,
         #"[1,"two",3.0,null]"#,
         #"{"d":[0.1,1e-05,1e+20,5e-324,1.7976931348623157e+308,-0.0,100000.0,1e16,123456789012345680000.0],"c":"\u0001\u001f\t"}"#,
+        // Around the C reader's fast path for decimals (mantissa < 2^53, at most 22 decimals).
+        #"[4.35,-0.5,900719925474099.1,9007199254740993.5,0.1234567890123456789,1e-22,0.0000000000000000000001,0.00000000000000000000001,18446744073709551615.25]"#,
     ]
     /// Bytes that make a text valid, invalid, or differently valid.
     static let bytes: [UInt8] = Array(#"{}[]",:\/0123456789-+.eEtfnu aA"#.utf8) + [0, 0x0A, 0x1F, 0x7F, 0x80, 0xC3, 0xE2, 0xED, 0xF0, 0xF4, 0xF5, 0xFF]
