@@ -25,7 +25,7 @@ struct BuiltinTests {
 
     /// set, rename and remove edit a record that comes as a tape without building a Record:
     /// each case runs both ways and must give the same.
-    static let edits: [(entry: String, input: Record, output: String)] = [
+    static var edits: [(entry: String, input: Record, output: String)] { [
         ("set: {fields: {b: 2, c: [x], d: null}}", ["a": 1, "b": 1], #"{"a":1,"b":2,"c":["x"],"d":null}"#),
         ("set: {fields: {a: {x: 1}}}", ["a": [1, 2], "b": "y"], #"{"a":{"x":1},"b":"y"}"#),
         ("set: {fields: {k: 1}}", [:], #"{"k":1}"#),
@@ -36,7 +36,7 @@ struct BuiltinTests {
         ("rename: {fields: {a: a}}", ["a": 1], #"{"a":1}"#),
         ("remove: {fields: [a, zz]}", ["a": 1, "b": 2], #"{"b":2}"#),
         ("remove: {fields: [a, b]}", ["a": [1], "b": ["c": 2]], #"{}"#),
-    ]
+    ] }  // computed: a static holding Records shows as a leak under LeakSanitizer
 
     @Test("set, rename and remove do the same to a record and to a tape",
           arguments: edits.indices, [false, true])
