@@ -19,10 +19,12 @@ struct lp_ctl {
     size_t pool_bytes;
     atomic_int interrupt;   // set from any thread
     int64_t deadline_ns;    // CLOCK_MONOTONIC; 0: none
+    int64_t coarse_res_ns;  // CLOCK_MONOTONIC_COARSE's resolution (0: not usable)
     size_t mem_used;
     size_t mem_limit;       // 0: none
     int limit_hit;          // LP_LIMIT_* of the current/last call
     int hook_count;
+    int rearmed;            // the hook runs at every instruction until the call ends
     lp_call *call;          // the call in progress (for ctx.emit), or NULL
     uint64_t serial;        // counts lp_run calls: what was pushed for which call
     uint64_t anchor_serial; // the call the registry's anchor table belongs to

@@ -10,6 +10,15 @@ int64_t lp_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+// A call's deadline, from the coarse clock (a fifth of the precise one's cost, read at every
+// call): it lags by less than its resolution, which is added, so a deadline is never early
+// and at most one tick (1-4 ms) late. The hook compares it with the precise clock.
+static int64_t deadline_after(lp_ctl *c, int64_t timeout_ns) {
+    struct timespec ts;
+    if (c->coarse_res_ns <= 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return lp_now_ns() + timeout_ns;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->coarse_res_ns + timeout_ns;
+}
+
 // The allocator enforces the per-state memory limit. Lua runs an emergency collection and
 // retries before it raises "not enough memory", so a refusal here is not yet an error.
 //
@@ -96,6 +105,7 @@ static void lp_hook(lua_State *L, lua_Debug *ar) {
     else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
     if (why == LP_LIMIT_NONE) return;
     c->limit_hit = why;
+    c->rearmed = 1;
     lua_sethook(L, lp_hook, LUA_MASKCOUNT, 1);
     if (why == LP_LIMIT_TIME) luaL_error(L, "timeout: the call ran past its time limit");
     luaL_error(L, "interrupted");
@@ -112,6 +122,8 @@ lua_State *lp_newstate(size_t mem_limit) {
     if (!c) return NULL;
     atomic_init(&c->interrupt, 0);
     c->hook_count = LP_HOOK_COUNT;
+    struct timespec res;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0) c->coarse_res_ns = res.tv_nsec;
     lua_State *L = lua_newstate(lp_alloc, c);
     if (!L) { pool_drain(c); free(c); return NULL; }
     c->mem_limit = mem_limit;
@@ -145,18 +157,23 @@ void lp_set_hook_count(lua_State *L, int count) {
     lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
 }
 
-// Runs the function below `nargs` arguments at the top with the message handler, a deadline
-// and memory accounting; classifies a failure as a broken limit where it was one.
-static int lp_pcall_limited(lua_State *L, int nargs, int nresults, int64_t timeout_ns) {
+// Runs the function below `nargs` arguments at the top, with the message handler just below
+// it (at `base`), a deadline and memory accounting; classifies a failure as a broken limit
+// where it was one. Leaves the results (or the message) where the handler was.
+static int pcall_at(lua_State *L, int base, int nargs, int nresults, int64_t timeout_ns) {
     lp_ctl *c = lp_ctl_get(L);
     c->limit_hit = LP_LIMIT_NONE;
-    int base = lua_gettop(L) - nargs;  // the function's index
-    lua_pushcfunction(L, lp_msghandler);  // light C function: no allocation
-    lua_insert(L, base);
-    c->deadline_ns = timeout_ns > 0 ? lp_now_ns() + timeout_ns : 0;
+    c->deadline_ns = timeout_ns > 0 ? deadline_after(c, timeout_ns) : 0;
     int status = lua_pcall(L, nargs, nresults, base);
     c->deadline_ns = 0;
-    lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);  // undo a re-arm
+    if (c->rearmed) {  // undo a re-arm
+        c->rearmed = 0;
+        lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+    }
+    if (status == LUA_OK && nresults == 0) {
+        lua_settop(L, base - 1);  // only the handler is left
+        return status;
+    }
     if (status == LUA_ERRMEM && c->limit_hit == LP_LIMIT_NONE) c->limit_hit = LP_LIMIT_MEMORY;
     if (status == LUA_ERRERR && c->limit_hit == LP_LIMIT_NONE && c->mem_limit
         && c->mem_used + 4096 > c->mem_limit) c->limit_hit = LP_LIMIT_MEMORY;
@@ -168,6 +185,14 @@ static int lp_pcall_limited(lua_State *L, int nargs, int nresults, int64_t timeo
                                                : "error in error handling");
     }
     return status;
+}
+
+// The same for a function already pushed with its arguments: slips the handler below it.
+static int lp_pcall_limited(lua_State *L, int nargs, int nresults, int64_t timeout_ns) {
+    int base = lua_gettop(L) - nargs;  // the function's index
+    lua_pushcfunction(L, lp_msghandler);  // light C function: no allocation
+    lua_insert(L, base);
+    return pcall_at(L, base, nargs, nresults, timeout_ns);
 }
 
 int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname,
@@ -254,9 +279,11 @@ int lp_run(lua_State *L, lp_call *call) {
     call->result = LP_RESULT_PASS;
     if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
     c->call = call;
+    lua_pushcfunction(L, lp_msghandler);
+    int base = lua_gettop(L);
     lua_pushcfunction(L, lp_run_main);
     lua_pushlightuserdata(L, call);
-    int status = lp_pcall_limited(L, 1, 0, call->timeout_ns);
+    int status = pcall_at(L, base, 1, 0, call->timeout_ns);
     c->call = NULL;
     c->cur_table = NULL;
     c->cur_lazy = NULL;

@@ -55,7 +55,13 @@ public final class LuaState {
     /// The `ctx` table every plugin function receives.
     public let ctx: LuaRef
     private let host: LuaHost
-    private var call = lp_call()
+    /// The call block handed to C: allocated once, and reached through a pointer, so no
+    /// access to it pays Swift's exclusivity check.
+    private let call: UnsafeMutablePointer<lp_call> = {
+        let p = UnsafeMutablePointer<lp_call>.allocate(capacity: 1)
+        p.initialize(to: lp_call())
+        return p
+    }()
 
     static let codecInstalled: Bool = {
         lp_set_codec(codecDecode, codecEncode)
@@ -110,8 +116,9 @@ public final class LuaState {
     }
 
     deinit {
-        lp_buf_free(&call.out)
-        lp_buf_free(&call.emits)
+        lp_buf_free(&call.pointee.out)
+        lp_buf_free(&call.pointee.emits)
+        call.deallocate()
         lp_close(L)
     }
 
@@ -312,34 +319,34 @@ public final class LuaState {
     public func call(_ fn: LuaRef, arg: Tape? = nil, mode: Mode = .ignore, when: LuaRef? = nil,
                      passContext: Bool = true, allowEmit: Bool = false, recordNumber: Int = 0,
                      timeout: Duration? = nil) throws(LuaError) -> Outcome {
-        call.fn_ref = fn.raw
-        call.ctx_ref = passContext ? ctx.raw : LUA_NOREF
-        call.when_ref = when?.raw ?? LUA_NOREF
-        call.allow_emit = allowEmit ? 1 : 0
-        call.record_number = Int64(recordNumber)
-        call.timeout_ns = Self.nanos(timeout)
+        call.pointee.fn_ref = fn.raw
+        call.pointee.ctx_ref = passContext ? ctx.raw : LUA_NOREF
+        call.pointee.when_ref = when?.raw ?? LUA_NOREF
+        call.pointee.allow_emit = allowEmit ? 1 : 0
+        call.pointee.record_number = Int64(recordNumber)
+        call.pointee.timeout_ns = Self.nanos(timeout)
         switch mode {
-        case .ignore: call.mode = Int32(LP_MODE_IGNORE)
-        case .record: call.mode = Int32(LP_MODE_RECORD)
-        case .value: call.mode = Int32(LP_MODE_VALUE)
-        case .truth: call.mode = Int32(LP_MODE_TRUTH)
+        case .ignore: call.pointee.mode = Int32(LP_MODE_IGNORE)
+        case .record: call.pointee.mode = Int32(LP_MODE_RECORD)
+        case .value: call.pointee.mode = Int32(LP_MODE_VALUE)
+        case .truth: call.pointee.mode = Int32(LP_MODE_TRUTH)
         }
         let status: Int32
         if let arg {
             status = arg.bytes.withUnsafeBufferPointer { b in
-                call.arg = b.baseAddress
-                call.arg_len = b.count
-                defer { call.arg = nil; call.arg_len = 0 }
-                return lp_run(L, &call)
+                call.pointee.arg = b.baseAddress
+                call.pointee.arg_len = b.count
+                defer { call.pointee.arg = nil; call.pointee.arg_len = 0 }
+                return lp_run(L, call)
             }
         } else {
-            call.arg = nil
-            call.arg_len = 0
-            status = lp_run(L, &call)
+            call.pointee.arg = nil
+            call.pointee.arg_len = 0
+            status = lp_run(L, call)
         }
         if status != LUA_OK { throw error(status: status) }
         var outcome = Outcome(result: .none, output: nil, emits: [])
-        switch Int(call.result) {
+        switch Int(call.pointee.result) {
         case Int(LP_RESULT_PASS): outcome.result = .pass
         case Int(LP_RESULT_REPLACE): outcome.result = .replace
         case Int(LP_RESULT_DROP): outcome.result = .drop
@@ -349,11 +356,11 @@ public final class LuaState {
         case Int(LP_RESULT_FALSE): outcome.result = .truthy(false)
         default: outcome.result = .none
         }
-        if call.out.len > 0 {
-            outcome.output = Tape(bytes: Array(UnsafeBufferPointer(start: call.out.data, count: call.out.len)))
+        if call.pointee.out.len > 0 {
+            outcome.output = Tape(bytes: Array(UnsafeBufferPointer(start: call.pointee.out.data, count: call.pointee.out.len)))
         }
-        if call.emit_count > 0 {
-            outcome.emits = Self.split(UnsafeBufferPointer(start: call.emits.data, count: call.emits.len))
+        if call.pointee.emit_count > 0 {
+            outcome.emits = Self.split(UnsafeBufferPointer(start: call.pointee.emits.data, count: call.pointee.emits.len))
         }
         return outcome
     }

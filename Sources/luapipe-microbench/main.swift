@@ -80,7 +80,10 @@ func perRecord(_ label: String, _ body: @escaping @Sendable () async -> PluginHa
     Task {
         let start = ContinuousClock.now
         let run = await body()
-        precondition(run.error == nil && run.outputs.count == kindsRecords.count, "\(label): \(String(describing: run.error))")
+        if run.error != nil || run.outputs.count != kindsRecords.count {
+            print("\(label): failed: \(run.outputs.count) of \(kindsRecords.count) records out, error: \(String(describing: run.error))")
+            fatalError("microbench: the pipeline lost records or failed")
+        }
         box.set(.success(ContinuousClock.now - start))
     }
     let d = try! box.wait().get()
