@@ -261,34 +261,97 @@ static int array(parser *s, int depth) {
     return close_container(s, at, count);
 }
 
-static int object(parser *s, int depth) {
-    uint8_t *at = open_container(s, T_OBJECT, depth);
-    if (!at) return -1;
-    uint32_t count = 0;
-    for (int more = !empty_container(s, '}'); more; ) {
-        skip_space(s);
-        if (s->p >= s->end || *s->p != '"') return -1;
-        uint8_t *key = s->o;
-        if (string(s)) return -1;
-        uint32_t kn;
-        memcpy(&kn, key, 4);
-        // Duplicate keys: compare with the keys before it (walking the entries so far).
+// The keys of one object seen so far, for the duplicate check: a linear scan up to
+// LINEAR_KEYS keys (most records), then a hash set of pointers to the key entries (u32
+// length, bytes) in the output, which does not move while it is written.
+#define LINEAR_KEYS 16
+typedef struct keyset { const uint8_t **slots; uint32_t cap, n; } keyset;
+
+static uint32_t key_hash(const uint8_t *entry) {
+    uint32_t n;
+    memcpy(&n, entry, 4);
+    return lp_hash_bytes(entry + 4, n);
+}
+
+static int key_equal(const uint8_t *a, const uint8_t *b) {
+    uint32_t an, bn;
+    memcpy(&an, a, 4); memcpy(&bn, b, 4);
+    return an == bn && memcmp(a + 4, b + 4, an) == 0;
+}
+
+// Adds the key entry; 1 when it was there already, -1 when out of memory.
+static int keyset_add(keyset *ks, const uint8_t *entry) {
+    if ((ks->n + 1) * 2 > ks->cap) {
+        uint32_t cap = ks->cap ? ks->cap * 2 : 64;
+        const uint8_t **slots = calloc(cap, sizeof *slots);
+        if (!slots) return -1;
+        for (uint32_t i = 0; i < ks->cap; i++) {
+            if (!ks->slots[i]) continue;
+            uint32_t j = key_hash(ks->slots[i]) & (cap - 1);
+            while (slots[j]) j = (j + 1) & (cap - 1);
+            slots[j] = ks->slots[i];
+        }
+        free(ks->slots);
+        ks->slots = slots;
+        ks->cap = cap;
+    }
+    uint32_t j = key_hash(entry) & (ks->cap - 1);
+    for (; ks->slots[j]; j = (j + 1) & (ks->cap - 1))
+        if (key_equal(ks->slots[j], entry)) return 1;
+    ks->slots[j] = entry;
+    ks->n++;
+    return 0;
+}
+
+// 1 when the key entry at `key` repeats one of the `count` entries after `at` (the object's
+// count and size fields), 0 when not, -1 when out of memory.
+static int seen_key(keyset *ks, const uint8_t *at, uint32_t count, const uint8_t *key) {
+    if (count < LINEAR_KEYS) {
         const uint8_t *e = at + 8;
         for (uint32_t k = 0; k < count; k++) {
             uint32_t en;
             memcpy(&en, e, 4);
-            if (en == kn && memcmp(e + 4, key + 4, kn) == 0) return -1;
+            if (key_equal(e, key)) return 1;
             e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
         }
+        return 0;
+    }
+    if (count == LINEAR_KEYS) {  // the set starts with the keys scanned so far
+        const uint8_t *e = at + 8;
+        for (uint32_t k = 0; k < count; k++) {
+            uint32_t en;
+            memcpy(&en, e, 4);
+            if (keyset_add(ks, e) < 0) return -1;
+            e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
+        }
+    }
+    return keyset_add(ks, key);
+}
+
+static int object(parser *s, int depth) {
+    uint8_t *at = open_container(s, T_OBJECT, depth);
+    if (!at) return -1;
+    uint32_t count = 0;
+    keyset ks = { NULL, 0, 0 };
+    int rc = -1;
+    for (int more = !empty_container(s, '}'); more; ) {
         skip_space(s);
-        if (s->p >= s->end || *s->p != ':') return -1;
+        if (s->p >= s->end || *s->p != '"') goto done;
+        uint8_t *key = s->o;
+        if (string(s)) goto done;
+        if (seen_key(&ks, at, count, key) != 0) goto done;  // a duplicate (or no memory)
+        skip_space(s);
+        if (s->p >= s->end || *s->p != ':') goto done;
         s->p++;
         skip_space(s);
-        if (value(s, depth)) return -1;
+        if (value(s, depth)) goto done;
         count++;
-        if ((more = next_item(s, '}')) < 0) return -1;
+        if ((more = next_item(s, '}')) < 0) goto done;
     }
-    return close_container(s, at, count);
+    rc = close_container(s, at, count);
+done:
+    free(ks.slots);
+    return rc;
 }
 
 static int value(parser *s, int depth) {

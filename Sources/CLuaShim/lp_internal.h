@@ -63,7 +63,11 @@ typedef struct lp_lazy {
     uint32_t *key_at;      // offset of each key entry (u32 length, bytes, then the value)
     uint8_t *loaded;       // per key: 1 once the table holds (or deleted) the field
     uint8_t *tape;         // the record's own copy of the tape
+    uint32_t *index;       // with more than LP_LAZY_LINEAR keys: a hash of key -> i + 1
+    uint32_t index_cap;    // its slots (a power of 2); filled on the first lookup
+    int indexed;
 } lp_lazy;
+#define LP_LAZY_LINEAR 16
 void lp_lazy_open(lua_State *L);                                     // [-0, +0, m]
 void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial); // [-0,+1,m]
 /// The lazy state of the table at `t`, or NULL for anything else. [-0, +0, -]
@@ -72,7 +76,7 @@ lp_lazy *lp_lazy_of(lua_State *L, int t);
 /// only the hidden-field lookup. [-0, +0, -]
 lp_lazy *lp_lazy_state(lua_State *L, int t);
 /// The index of key k among the record's original keys, or -1.
-int lp_lazy_find(const lp_lazy *z, const char *k, size_t n);
+int lp_lazy_find(lp_lazy *z, const char *k, size_t n);
 /// True for the hidden key a lazy table keeps its state under. [-0, +0, -]
 int lp_lazy_hidden_key(lua_State *L, int idx);
 /// Builds every field still missing and makes `t` a plain table. [-0, +0, e]

@@ -18,14 +18,19 @@ void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial
     uint32_t count = rd32(tape + 1);
     lua_createtable(L, 0, 4);
     int t = lua_gettop(L);
-    size_t head = sizeof(lp_lazy) + count * sizeof(uint32_t) + count;
+    uint32_t cap = 0;
+    if (count > LP_LAZY_LINEAR) for (cap = 64; cap < 2 * count; cap *= 2) {}
+    size_t head = sizeof(lp_lazy) + (count + cap) * sizeof(uint32_t) + count;
     lp_lazy *z = lua_newuserdatauv(L, head + len, 0);
     z->count = count;
     z->len = (uint32_t)len;
     z->serial = serial;
     z->added = 0;
     z->key_at = (uint32_t *)(z + 1);
-    z->loaded = (uint8_t *)(z->key_at + count);
+    z->index = cap ? z->key_at + count : NULL;
+    z->index_cap = cap;
+    z->indexed = 0;
+    z->loaded = (uint8_t *)(z->key_at + count + cap);
     z->tape = z->loaded + count;
     memcpy(z->tape, tape, len);
     memset(z->loaded, 0, count);
@@ -67,11 +72,30 @@ lp_lazy *lp_lazy_state(lua_State *L, int t) {
     return z;
 }
 
-int lp_lazy_find(const lp_lazy *z, const char *k, size_t n) {
-    for (uint32_t i = 0; i < z->count; i++) {
-        const uint8_t *p = z->tape + z->key_at[i];
-        if (rd32(p) == n && memcmp(p + 4, k, n) == 0) return (int)i;
+static int key_is(const lp_lazy *z, uint32_t i, const char *k, size_t n) {
+    const uint8_t *p = z->tape + z->key_at[i];
+    return rd32(p) == n && memcmp(p + 4, k, n) == 0;
+}
+
+int lp_lazy_find(lp_lazy *z, const char *k, size_t n) {
+    if (!z->index) {
+        for (uint32_t i = 0; i < z->count; i++)
+            if (key_is(z, i, k, n)) return (int)i;
+        return -1;
     }
+    uint32_t mask = z->index_cap - 1;
+    if (!z->indexed) {  // the first lookup in a wide record: index every key
+        memset(z->index, 0, z->index_cap * sizeof(uint32_t));
+        for (uint32_t i = 0; i < z->count; i++) {
+            const uint8_t *p = z->tape + z->key_at[i];
+            uint32_t j = lp_hash_bytes(p + 4, rd32(p)) & mask;
+            while (z->index[j]) j = (j + 1) & mask;
+            z->index[j] = i + 1;
+        }
+        z->indexed = 1;
+    }
+    for (uint32_t j = lp_hash_bytes((const uint8_t *)k, n) & mask; z->index[j]; j = (j + 1) & mask)
+        if (key_is(z, z->index[j] - 1, k, n)) return (int)(z->index[j] - 1);
     return -1;
 }
 

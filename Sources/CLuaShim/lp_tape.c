@@ -269,7 +269,7 @@ static void check_key(lua_State *L, writer *w, int depth) {
 // Writes the keys of `t` that are neither among `orig` nor among the lazy record's keys, in
 // sorted order; at most `room` of them. Returns how many it wrote.
 static uint32_t write_extras(lua_State *L, writer *w, int t, int depth, const keyref *orig, size_t norig,
-                             const lp_lazy *z, size_t room) {
+                             lp_lazy *z, size_t room) {
     keyref small[32];
     keyref *extra = small;
     if (room > 32) extra = lua_newuserdatauv(L, sizeof(keyref) * room, 0);
@@ -304,7 +304,7 @@ static uint32_t write_extras(lua_State *L, writer *w, int t, int depth, const ke
 
 // A lazy record: fields never touched are copied from its tape as they are (consecutive
 // ones in one copy).
-static void write_lazy(lua_State *L, writer *w, int t, int depth, const lp_lazy *z) {
+static void write_lazy(lua_State *L, writer *w, int t, int depth, lp_lazy *z) {
     put_u8(L, w->out, LP_T_OBJECT);
     size_t at = w->out->len;
     put_u32(L, w->out, 0); put_u32(L, w->out, 0);
@@ -427,7 +427,7 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
         lua_pop(L, 1);
     }
     if (kind == 3) {
-        const lp_lazy *z = lp_lazy_state(L, t);  // the metatable said so already
+        lp_lazy *z = lp_lazy_state(L, t);  // the metatable said so already
         if (z) { write_lazy(L, w, t, depth, z); return; }
         kind = 2;
     }

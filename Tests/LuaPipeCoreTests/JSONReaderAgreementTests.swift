@@ -77,4 +77,27 @@ struct JSONReaderAgreementTests {
         let long = Array(("{\"s\":\"" + String(repeating: "ab\\n", count: 400_000) + "\"}").utf8)
         #expect(Self.check(long))
     }
+
+    /// Past 16 keys the C reader looks duplicates up in a hash set: a repeat anywhere, among
+    /// keys that share a hash slot or not, is refused as the Swift reader refuses it.
+    @Test("objects with many keys: every duplicate refused, none invented", arguments: [17, 40, 1000])
+    func wideObjects(_ n: Int) {
+        let keys = (0..<n).map { "k\($0)" }
+        func text(_ keys: [String]) -> [UInt8] {
+            Array(("{" + keys.enumerated().map { "\"\($1)\":\($0)" }.joined(separator: ",") + ",\"in\":{" +
+                   keys.map { "\"\($0)\":[]" }.joined(separator: ",") + "}}").utf8)
+        }
+        let unique = text(keys)
+        #expect(Self.check(unique))
+        let accepted = unique.withUnsafeBufferPointer { JSONReader.parseFast($0, recordOnly: true) } != nil
+        #expect(accepted)
+        for (i, j) in [(0, n - 1), (n - 1, n / 2), (15, 16), (16, 17 % n), (3, 0)] where i != j {
+            var dup = keys
+            dup[i] = keys[j]
+            let t = text(dup)
+            #expect(Self.check(t), "key \(i) repeats key \(j)")
+            let refused = t.withUnsafeBufferPointer { JSONReader.parseFast($0, recordOnly: true) } == nil
+            #expect(refused, "key \(i) repeats key \(j)")
+        }
+    }
 }

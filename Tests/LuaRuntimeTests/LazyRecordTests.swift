@@ -52,6 +52,19 @@ struct LazyRecordTests {
         #expect(message.contains("a table mixes list items and named fields"), "\(message)")
     }
 
+    @Test("a record with many fields: each read, write, deletion and addition lands")
+    func wide() async throws {
+        let input = "{" + (1...40).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        var fields = (1...40).map { i -> String in
+            if i == 2 { return "" }
+            if i == 40 { return #""k40":"last""# }
+            return "\"k\(i)\":\(i % 3 == 1 ? i * 2 : i)"
+        }.filter { !$0.isEmpty }
+        fields += [#""k41":40"#, #""missing":true"#]
+        let out = try await withLua { lua in try Self.run(lua, "wide", [input]) }
+        #expect(out.outputs == ["{" + fields.joined(separator: ",") + "}"])
+    }
+
     @Test("an emitted record is whole, and a record kept past its call stays whole")
     func emittedAndKept() async throws {
         let emitted = try await withLua { lua in try Self.run(lua, "emit_itself", [Self.input]) }

@@ -20,6 +20,14 @@ static inline size_t lp_tape_skip(const uint8_t *tape, size_t at) {
     }
 }
 
+/// FNV-1a: the hash of a record's keys, where a linear scan would be too slow (objects and
+/// lazy records with many keys).
+static inline uint32_t lp_hash_bytes(const uint8_t *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
 /// The most tape bytes a JSON text of n bytes can give.
 static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
 

@@ -43,6 +43,15 @@ function cases.emit_itself(r, ctx) ctx.emit(r); return false end
 function cases.encode_itself(r) r.json = luapipe.json.encode(r) end
 function cases.integer_keys_are_absent(r) r.i = r[1] == nil and #r == 0 end
 
+-- A wide record (its keys are looked up through a hash): reads, writes, deletes, adds.
+function cases.wide(r)
+  for i = 1, 40, 3 do r["k" .. i] = r["k" .. i] * 2 end
+  r.k2 = nil
+  r.k40 = "last"
+  r.k41 = r.k39 + 1
+  r.missing = r.k0 == nil
+end
+
 -- Refused when written back, as for a plain table.
 function cases.integer_key_added(r) r[1] = "x" end
 function cases.list_item_added(r) table.insert(r, "x") end
