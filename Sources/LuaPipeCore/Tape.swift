@@ -15,7 +15,7 @@ public struct Tape: Sendable, Hashable {
 
     public init(_ record: Record) {
         bytes = []
-        bytes.reserveCapacity(128)
+        bytes.reserveCapacity(16 + 24 * record.count)  // ~24 bytes a field: one allocation for most
         Self.append(record, to: &bytes)
     }
 
@@ -137,12 +137,18 @@ public struct Tape: Sendable, Hashable {
         case .object:
             let n = readU32(b, &i)
             i += 4
-            var d = OrderedDictionary<String, Value>(minimumCapacity: n)
+            var keys: [String] = []
+            var values: [Value] = []
+            keys.reserveCapacity(n)
+            values.reserveCapacity(n)
             for _ in 0..<n {
-                let k = readString(b, &i)
-                d[k] = readValue(b, &i)
+                keys.append(readString(b, &i))
+                values.append(readValue(b, &i))
             }
-            return .object(Record(d))
+            // Every producer of tapes writes an object's keys once (the JSON readers refuse
+            // duplicates, a Lua table or a Record cannot hold one twice), so no key is looked
+            // up before it goes in.
+            return .object(Record(OrderedDictionary(uncheckedUniqueKeys: keys, values: values)))
         }
     }
 }
