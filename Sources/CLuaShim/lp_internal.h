@@ -3,6 +3,7 @@
 #define LP_INTERNAL_H
 
 #include <stdatomic.h>
+#include <string.h>
 #include "CLuaShim.h"
 #include "lp_json.h"  // lp_tape_skip
 #include <lauxlib.h>
@@ -82,7 +83,17 @@ int lp_lazy_hidden_key(lua_State *L, int idx);
 /// Builds every field still missing and makes `t` a plain table. [-0, +0, e]
 void lp_lazy_materialize(lua_State *L, int t);
 int lp_plain(lua_State *L);  // lua_CFunction: luapipe._plain
-void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on OOM
+void lp_buf_put_slow(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on OOM
+/// Appends n bytes; raises a Lua memory error when the buffer cannot grow. Inline: the
+/// writer puts a tag, a length and a few bytes at a time.
+static inline void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n) {
+    if (b->len + n <= b->cap) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    lp_buf_put_slow(L, b, p, n);
+}
 int lp_utf8_valid(const uint8_t *s, size_t len);
 
 // The luapipe module (lp_module.c).

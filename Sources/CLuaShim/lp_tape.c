@@ -25,7 +25,7 @@ int lp_buf_reserve(lp_buf *b, size_t extra) {
     return 0;
 }
 
-void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n) {
+void lp_buf_put_slow(lua_State *L, lp_buf *b, const void *p, size_t n) {
     if (lp_buf_reserve(b, n) != 0) luaL_error(L, "not enough memory");
     memcpy(b->data + b->len, p, n);
     b->len += n;
