@@ -88,12 +88,6 @@ static void *lp_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
 }
 
-lp_ctl *lp_ctl_get(lua_State *L) {
-    void *ud = NULL;
-    lua_getallocf(L, &ud);
-    return ud;
-}
-
 // Polls the interrupt flag and the deadline. When either fired it re-arms itself to run at
 // every instruction, so a script's pcall (or coroutine.resume) that swallows the error meets
 // it again at once, and the error reaches the host (Redis `luaMaskCountHook` does the same).
@@ -126,6 +120,7 @@ lua_State *lp_newstate(size_t mem_limit) {
     if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0) c->coarse_res_ns = res.tv_nsec;
     lua_State *L = lua_newstate(lp_alloc, c);
     if (!L) { pool_drain(c); free(c); return NULL; }
+    *(lp_ctl **)lua_getextraspace(L) = c;  // coroutines get a copy when they are made
     c->mem_limit = mem_limit;
     lua_atpanic(L, lp_panic);
     lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
