@@ -13,16 +13,9 @@ public struct Tape: Sendable, Hashable {
     public init() { bytes = [] }
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
-    public init(_ record: Record) {
-        bytes = []
-        bytes.reserveCapacity(16 + 24 * record.count)  // ~24 bytes a field: one allocation for most
-        Self.append(record, to: &bytes)
-    }
+    public init(_ record: Record) { bytes = TapeEncoder.encode(record) }
 
-    public init(_ value: Value) {
-        bytes = []
-        Self.append(value, to: &bytes)
-    }
+    public init(_ value: Value) { bytes = TapeEncoder.encode(value) }
 
     /// The tag of the top-level value.
     public var tag: Tag? { bytes.first.flatMap(Tag.init(rawValue:)) }
@@ -35,50 +28,6 @@ public struct Tape: Sendable, Hashable {
 
     @inline(__always) static func patchU32(_ v: UInt32, at i: Int, in b: inout [UInt8]) {
         b.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: i, as: UInt32.self) }
-    }
-
-    static func appendString(_ s: String, to b: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { u in
-            appendU32(UInt32(u.count), to: &b)
-            b.append(contentsOf: u)
-        }
-    }
-
-    static func append(_ record: Record, to b: inout [UInt8]) {
-        b.append(Tag.object.rawValue)
-        let at = b.count
-        appendU32(UInt32(record.count), to: &b)
-        appendU32(0, to: &b)
-        for (k, v) in record.fields {
-            appendString(k, to: &b)
-            append(v, to: &b)
-        }
-        patchU32(UInt32(b.count - at - 8), at: at + 4, in: &b)
-    }
-
-    static func append(_ value: Value, to b: inout [UInt8]) {
-        switch value {
-        case .null: b.append(Tag.null.rawValue)
-        case .bool(let v): b.append(v ? Tag.true.rawValue : Tag.false.rawValue)
-        case .int(let v):
-            b.append(Tag.int.rawValue)
-            withUnsafeBytes(of: v.littleEndian) { b.append(contentsOf: $0) }
-        case .double(let v):
-            b.append(Tag.double.rawValue)
-            withUnsafeBytes(of: v.bitPattern.littleEndian) { b.append(contentsOf: $0) }
-        case .string(let s):
-            b.append(Tag.string.rawValue)
-            appendString(s, to: &b)
-        case .array(let a):
-            b.append(Tag.array.rawValue)
-            let at = b.count
-            appendU32(UInt32(a.count), to: &b)
-            appendU32(0, to: &b)
-            for v in a { append(v, to: &b) }
-            patchU32(UInt32(b.count - at - 8), at: at + 4, in: &b)
-        case .object(let r): append(r, to: &b)
-        }
     }
 
     // MARK: Reading

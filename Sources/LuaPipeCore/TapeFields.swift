@@ -97,9 +97,5 @@ public struct TapeFields {
 
 extension Tape {
     /// `value` in tape form, without a Tape around it: what `TapeFields.set` takes.
-    public static func encode(_ value: Value) -> [UInt8] {
-        var b: [UInt8] = []
-        append(value, to: &b)
-        return b
-    }
+    public static func encode(_ value: Value) -> [UInt8] { TapeEncoder.encode(value) }
 }

@@ -78,6 +78,28 @@ struct JSONReaderAgreementTests {
         #expect(Self.check(long))
     }
 
+    /// `Tape(Record)` measures the record, then writes it into a buffer of that size: its
+    /// tape must be the one the reader makes of the record's JSON, byte for byte.
+    @Test("a Record encodes to the tape the reader makes of its JSON")
+    func recordEncoding() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = root.appendingPathComponent("Fuzz/corpus/json")
+        var texts = Self.seeds.map { Array($0.utf8) }
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) {
+            texts.append(Array(try Data(contentsOf: dir.appendingPathComponent(f))))
+        }
+        texts.append(Array(#"{"":"","e":[],"o":{},"u":"é😀\u0000","n":[[[]],{"a":[null,true,false,-1,1.5e300]}]}"#.utf8))
+        var checked = 0
+        for text in texts {
+            guard let tape = text.withUnsafeBufferPointer({ try? JSONReader.referenceParseRecord($0) }) else { continue }
+            let record = try #require(tape.record())
+            #expect(Tape(record).bytes == tape.bytes, "\(String(decoding: text, as: UTF8.self))")
+            #expect(Tape(Value.object(record)).bytes == tape.bytes)
+            checked += 1
+        }
+        #expect(checked >= 5)
+    }
+
     /// Past 16 keys the C reader looks duplicates up in a hash set: a repeat anywhere, among
     /// keys that share a hash slot or not, is refused as the Swift reader refuses it.
     @Test("objects with many keys: every duplicate refused, none invented", arguments: [17, 40, 1000])
