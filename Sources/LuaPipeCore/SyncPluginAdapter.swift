@@ -45,9 +45,10 @@ public final class SyncPluginAdapter: WorkerPlugin {
         let timeoutNanos = limits.timeout.nanoseconds
         return confined.withValue { plugin in
             let tapePlugin = plugin as? any TapeSyncPlugin
+            var mark = ContinuousClock.now  // one clock read per call: its end starts the next
             return items.map { item in
                 context.begin(recordNumber: item.number)
-                let started = ContinuousClock.now
+                let started = mark
                 let result: ItemResult
                 do {
                     let d: Disposition
@@ -59,7 +60,8 @@ public final class SyncPluginAdapter: WorkerPlugin {
                         d = try plugin.process(item.record, context)
                     }
                     let emitted = context.end()
-                    if (ContinuousClock.now - started).nanoseconds > timeoutNanos {
+                    mark = ContinuousClock.now
+                    if (mark - started).nanoseconds > timeoutNanos {
                         return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
                                                      plugin: context.info.id, recordNumber: item.number))
                     }
@@ -71,6 +73,7 @@ public final class SyncPluginAdapter: WorkerPlugin {
                     }
                 } catch {
                     _ = context.end()
+                    mark = ContinuousClock.now
                     result = .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))
                 }
                 return result
