@@ -20,8 +20,8 @@ cases=(
   "lua5.4+cjson|lua5.4 bench/reference.lua < $data > $out/ref.jsonl"
   "P1 luapipe 3 Lua plugins --workers 1|$bin run bench/lua.yaml --workers 1 --input $data --output $out/w1.jsonl"
   "P1 luapipe 3 Lua plugins --workers 2|$bin run bench/lua.yaml --workers 2 --input $data --output $out/w2.jsonl"
-  "P2 luapipe Lua>Swift>Lua --workers 2|$bin run bench/mixed.yaml --workers 2 --input $data --output $out/mixed.jsonl"
-  "P2 the same, Swift on Records (lookup)|$bin run bench/mixed-record.yaml --workers 2 --input $data --output $out/mixed-record.jsonl"
+  "P2 luapipe Lua>set>Lua --workers 2|$bin run bench/mixed.yaml --workers 2 --input $data --output $out/mixed.jsonl"
+  "P2 luapipe Lua>lookup>Lua --workers 2|$bin run bench/mixed-lookup.yaml --workers 2 --input $data --output $out/mixed-lookup.jsonl"
 )
 declare -A times rss
 for ((r = 1; r <= rounds; r++)); do
@@ -45,7 +45,7 @@ for c in "${cases[@]}"; do
     'BEGIN { printf "%-40s %9.2f %12.0f %8.2fx %7.1f MB\n", name, t, n / t, ref / t, m / 1024 }'
 done
 p1=$(echo "${times[P1 luapipe 3 Lua plugins --workers 2]}" | median)
-for c in "P2 luapipe Lua>Swift>Lua --workers 2" "P2 the same, Swift on Records (lookup)"; do
+for c in "P2 luapipe Lua>set>Lua --workers 2" "P2 luapipe Lua>lookup>Lua --workers 2"; do
   awk -v p1="$p1" -v t="$(echo "${times[$c]}" | median)" -v name="$c" \
     'BEGIN { printf "%s: %.2fx the throughput of P1 --workers 2\n", name, p1 / t }'
 done

@@ -43,7 +43,7 @@ final class SetPlugin: TapeSyncPlugin {
         for (k, v) in fields.fields { r[k] = v }
         return .replace(r)
     }
-    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
         guard var f = TapeFields(tape) else { return tape }
         for (k, v) in encoded { f.set(k, encoded: v) }
         return f.result
@@ -66,7 +66,7 @@ final class RenamePlugin: TapeSyncPlugin {
         for (old, new) in pairs { r.rename(old, to: new) }
         return .replace(r)
     }
-    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
         guard var f = TapeFields(tape) else { return tape }
         for (old, new) in bytes { f.rename(old, to: new) }
         return f.result
@@ -88,28 +88,31 @@ final class RemovePlugin: TapeSyncPlugin {
         for n in names { r[n] = nil }
         return .replace(r)
     }
-    func process(tape: Tape, _ context: PluginContext) throws -> Tape {
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
         guard var f = TapeFields(tape) else { return tape }
         for n in bytes { f.remove(n) }
         return f.result
     }
 }
 
-final class SamplePlugin: SyncPlugin {
+final class SamplePlugin: TapeSyncPlugin {
     let every: Int64
     var seen: Int64 = 0
     init(_ config: Record) throws {
         guard let n = config["every"]?.intValue, n >= 1 else { throw configError("sample", "every", "a whole number >= 1 expected") }
         every = n
     }
-    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
+    private func keep() -> Bool {
         defer { seen += 1 }
-        return seen % every == 0 ? .pass : .drop
+        return seen % every == 0
     }
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition { keep() ? .pass : .drop }
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? { keep() ? tape : nil }
 }
 
-final class DedupePlugin: SyncPlugin {
+final class DedupePlugin: TapeSyncPlugin {
     let key: [String]
+    let keyBytes: [[UInt8]]
     let capacity: Int
     var order = Deque<Value>()
     var seen: [Value: Int] = [:]
@@ -118,19 +121,27 @@ final class DedupePlugin: SyncPlugin {
             throw configError("dedupe", "key", "a non-empty list of field names expected")
         }
         key = a.compactMap(\.stringValue)
+        keyBytes = key.map { Array($0.utf8) }
         let c = config["capacity"]?.intValue ?? 10_000
         guard c >= 1 else { throw configError("dedupe", "capacity", "a whole number >= 1 expected") }
         capacity = Int(c)
     }
-    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
-        let k = Value.array(key.map { record[$0] ?? .null })
-        if seen[k] != nil { return .drop }
+    /// True when `k` is not among the last `capacity` keys; remembers it.
+    private func admit(_ k: Value) -> Bool {
+        if seen[k] != nil { return false }
         order.append(k)
         seen[k, default: 0] += 1
         if order.count > capacity, let old = order.popFirst() {
             seen[old] = nil
         }
-        return .pass
+        return true
+    }
+    func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
+        admit(.array(key.map { record[$0] ?? .null })) ? .pass : .drop
+    }
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
+        guard let f = TapeFields(tape) else { return tape }
+        return admit(.array(keyBytes.map { f.value($0) ?? .null })) ? tape : nil
     }
 }
 
@@ -152,11 +163,14 @@ final class ThrottlePlugin: Plugin {
     }
 }
 
-final class LookupPlugin: SyncPlugin {
+final class LookupPlugin: TapeSyncPlugin {
     let path: String
     let key: String
+    let keyBytes: [UInt8]
     let fields: [String]
     var table: [Value: Record] = [:]
+    /// Per key, the row's `fields` that it has, as (name, value) in tape form.
+    var encoded: [Value: [(name: [UInt8], value: [UInt8])]] = [:]
 
     init(_ config: Record, _ env: PluginRegistry.Environment) throws {
         guard let file = config["file"]?.stringValue else { throw configError("lookup", "file", "a path to a JSON Lines file expected") }
@@ -166,6 +180,7 @@ final class LookupPlugin: SyncPlugin {
         }
         path = file.hasPrefix("/") ? file : env.baseDirectory + "/" + file
         self.key = key
+        keyBytes = Array(key.utf8)
         fields = a.compactMap(\.stringValue)
     }
 
@@ -188,6 +203,13 @@ final class LookupPlugin: SyncPlugin {
             }
             if let k = row[key] { table[k] = row }
         }
+        encoded = table.mapValues { row in fields.compactMap { f in row[f].map { (Array(f.utf8), Tape.encode($0)) } } }
+    }
+
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
+        guard var f = TapeFields(tape), let k = f.value(keyBytes), let row = encoded[k] else { return tape }
+        for (name, value) in row { f.set(name, encoded: value) }
+        return f.result
     }
 
     func process(_ record: Record, _ context: PluginContext) throws -> Disposition {

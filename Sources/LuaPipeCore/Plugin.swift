@@ -149,8 +149,8 @@ public protocol SyncPlugin: AnyObject {
 /// (see `TapeFields`). The adapter calls `process(tape:_:)` instead of `process` whenever a
 /// record arrives as a tape (from the JSON reader or a Lua plugin); it must do the same.
 public protocol TapeSyncPlugin: SyncPlugin {
-    /// The record, changed; the record passes on as it is returned.
-    func process(tape: Tape, _ context: PluginContext) throws -> Tape
+    /// The record as it goes on (changed or not), or nil to drop it.
+    func process(tape: Tape, _ context: PluginContext) throws -> Tape?
 }
 
 extension SyncPlugin {

@@ -51,13 +51,15 @@ public final class SyncPluginAdapter: WorkerPlugin {
                 let started = mark
                 let result: ItemResult
                 do {
-                    let d: Disposition
-                    var edited: Tape? = nil
+                    let record: Item?  // what goes on; nil: dropped
                     if let tapePlugin, case .tape(let tape) = item.payload {
-                        edited = try tapePlugin.process(tape: tape, context)
-                        d = .pass
+                        record = try tapePlugin.process(tape: tape, context).map { Item(number: item.number, tape: $0) }
                     } else {
-                        d = try plugin.process(item.record, context)
+                        switch try plugin.process(item.record, context) {
+                        case .pass: record = item
+                        case .replace(let r): record = Item(number: item.number, record: r)
+                        case .drop: record = nil
+                        }
                     }
                     let emitted = context.end()
                     mark = ContinuousClock.now
@@ -65,12 +67,7 @@ public final class SyncPluginAdapter: WorkerPlugin {
                         return .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
                                                      plugin: context.info.id, recordNumber: item.number))
                     }
-                    if let edited { return .done(record: Item(number: item.number, tape: edited), emitted: emitted) }
-                    switch d {
-                    case .pass: result = .done(record: item, emitted: emitted)
-                    case .replace(let r): result = .done(record: Item(number: item.number, record: r), emitted: emitted)
-                    case .drop: result = .done(record: nil, emitted: emitted)
-                    }
+                    result = .done(record: record, emitted: emitted)
                 } catch {
                     _ = context.end()
                     mark = ContinuousClock.now

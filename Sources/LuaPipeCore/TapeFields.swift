@@ -42,6 +42,15 @@ public struct TapeFields {
         }
     }
 
+    /// The value of field `key`, decoded (only that field is), or nil when there is none.
+    public func value(_ key: [UInt8]) -> Value? {
+        guard let k = index(key) else { return nil }
+        switch entries[k].value {
+        case .original(let r): return Tape(bytes: Array(tape[r])).value()
+        case .new(let v): return Tape(bytes: v).value()
+        }
+    }
+
     public mutating func remove(_ key: [UInt8]) {
         if let k = index(key) { entries.remove(at: k) }
     }

@@ -48,17 +48,21 @@ struct BuiltinTests {
         #expect(out == [output], "\(entry)")
     }
 
-    @Test("sample keeps records 1, N+1, 2N+1")
-    func sample() async throws {
-        let out = try await Self.run("  - use: sample\n    config: {every: 3}\n", (1...7).map { ["n": .int(Int64($0))] })
+    @Test("sample keeps records 1, N+1, 2N+1", arguments: [false, true])
+    func sample(asTapes: Bool) async throws {
+        let out = try await Self.run("  - use: sample\n    config: {every: 3}\n", (1...7).map { ["n": .int(Int64($0))] }, asTapes: asTapes)
         #expect(out == [#"{"n":1}"#, #"{"n":4}"#, #"{"n":7}"#])
     }
 
-    @Test("dedupe drops a key seen among the last N keys")
-    func dedupe() async throws {
+    @Test("dedupe drops a key seen among the last N keys", arguments: [false, true])
+    func dedupe(asTapes: Bool) async throws {
         let ids: [Int64] = [1, 2, 1, 3, 4, 1]
-        let out = try await Self.run("  - use: dedupe\n    config: {key: [id], capacity: 2}\n", ids.map { ["id": .int($0)] })
+        let out = try await Self.run("  - use: dedupe\n    config: {key: [id], capacity: 2}\n", ids.map { ["id": .int($0)] }, asTapes: asTapes)
         #expect(out == [#"{"id":1}"#, #"{"id":2}"#, #"{"id":3}"#, #"{"id":4}"#, #"{"id":1}"#])
+        // A key of several fields, one of them missing (null), one a nested value.
+        let records: [Record] = [["a": 1, "b": ["x": [1]]], ["a": 1, "b": ["x": [2]]], ["a": 1, "b": ["x": [1]], "c": 0], ["b": ["x": [1]]], ["a": .null, "b": ["x": [1]]]]
+        let two = try await Self.run("  - use: dedupe\n    config: {key: [a, b]}\n", records, asTapes: asTapes)
+        #expect(two == [#"{"a":1,"b":{"x":[1]}}"#, #"{"a":1,"b":{"x":[2]}}"#, #"{"b":{"x":[1]}}"#])
     }
 
     @Test("throttle spaces records by awaiting")
@@ -70,12 +74,13 @@ struct BuiltinTests {
         #expect(clock.now - started >= .milliseconds(90))  // 5 gaps of 20 ms: the plugin's contract, not a speed claim
     }
 
-    @Test("lookup copies fields from the matching row of a JSON Lines table")
-    func lookup() async throws {
+    @Test("lookup copies fields from the matching row of a JSON Lines table", arguments: [false, true])
+    func lookup(asTapes: Bool) async throws {
         let out = try await Self.run("  - use: lookup\n    config: {file: rows.jsonl, key: k, fields: [v, w]}\n",
-                                     [["k": "a"], ["k": "zz"], ["k": 2]],
-                                     files: ["rows.jsonl": "{\"k\":\"a\",\"v\":1,\"w\":[]}\n\n{\"k\":2,\"v\":\"two\"}\r\n"])
-        #expect(out == [#"{"k":"a","v":1,"w":[]}"#, #"{"k":"zz"}"#, #"{"k":2,"v":"two"}"#])
+                                     [["k": "a"], ["k": "zz"], ["k": 2], ["k": 2, "v": "old", "z": 0], ["j": 1]],
+                                     files: ["rows.jsonl": "{\"k\":\"a\",\"v\":1,\"w\":[]}\n\n{\"k\":2,\"v\":\"two\"}\r\n"],
+                                     asTapes: asTapes)
+        #expect(out == [#"{"k":"a","v":1,"w":[]}"#, #"{"k":"zz"}"#, #"{"k":2,"v":"two"}"#, #"{"k":2,"v":"two","z":0}"#, #"{"j":1}"#])
     }
 
     @Test("a bad config fails setup with what is expected", arguments: [
