@@ -18,15 +18,7 @@ enum TapeEncoder {
         }
     }
 
-    static func encode(_ record: Record) -> [UInt8] {
-        let n = size(of: record)
-        return [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
-            var w = Writer(base: UnsafeMutableRawPointer(buffer.baseAddress!), capacity: n)
-            w.put(record)
-            precondition(w.offset == n, "tape size mismatch (a bug)")
-            count = n
-        }
-    }
+    static func encode(_ record: Record) -> [UInt8] { encode(.object(record)) }
 
     static func encode(_ value: Value) -> [UInt8] {
         let n = size(of: value)
