@@ -1,6 +1,6 @@
-/// A record's top-level fields as pieces of its tape: the built-ins that set, rename and
-/// remove fields edit these and write a new tape, without building a `Record` (which costs
-/// a String and a Value per field, both ways).
+/// A record's top-level fields as pieces of its tape: the built-ins set, rename and remove
+/// fields here and write a new tape, or decode the one field they read, without building a
+/// `Record` (which costs a String and a Value per field, both ways).
 public struct TapeFields {
     enum Bytes {
         case original(Range<Int>)  // in `tape`
@@ -12,8 +12,8 @@ public struct TapeFields {
 
     /// Nil when the tape's top level is not an object.
     public init?(_ tape: Tape) {
-        self.tape = tape.bytes
         let b = tape.bytes
+        self.tape = b
         guard b.first == Tape.Tag.object.rawValue, b.count >= 9 else { return nil }
         let count = Self.u32(b, 1)
         entries.reserveCapacity(count + 2)
