@@ -76,7 +76,8 @@ void lp_lazy_push(lua_State *L, const uint8_t *tape, size_t len, uint64_t serial
 /// The lazy state of the table at `t`, or NULL for anything else. [-0, +0, -]
 lp_lazy *lp_lazy_of(lua_State *L, int t);
 /// The same for a table known to carry the lazy metatable (its metamethods, the writer):
-/// only the hidden-field lookup. [-0, +0, -]
+/// the call's own record straight from the control block, any other by its hidden field.
+/// [-0, +0, -]
 lp_lazy *lp_lazy_state(lua_State *L, int t);
 /// The index of key k among the record's original keys, or -1.
 int lp_lazy_find(lp_lazy *z, const char *k, size_t n);
