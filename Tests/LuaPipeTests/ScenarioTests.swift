@@ -142,8 +142,9 @@ struct ScenarioTests {
         let task = Task {
             try await Self.run(kind, "  - use: scenario\n    id: a\n    instances: 1\n", [], shared: shared, source: EndlessSource(every: .milliseconds(5)))
         }
-        // Cancel once records flow (the plugin counts them in the shared store).
-        let deadline = ContinuousClock.now + .seconds(20)
+        // Cancel once records flow (the plugin counts them in the shared store). The wait is
+        // long: other suites' Lua runs on the cooperative threads may hold them for a while.
+        let deadline = ContinuousClock.now + .seconds(180)
         while shared.get("seen") == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         task.cancel()
         let (outcome, sink, _) = try await task.value

@@ -11,14 +11,14 @@ struct FaultTests {
 
     /// Failures at ~1% under each policy and worker count: the identity holds, and every id is
     /// written, dropped or dead-lettered exactly once.
-    @Test("1% injected failures under every policy and --workers 1 and 2", arguments: ["skip", "drop", "dead-letter"], [1, 2])
-    func injected(_ policy: String, _ workers: Int) throws {
+    @Test("1% injected failures under every policy and --workers 1, 3 and 16", arguments: ["skip", "drop", "dead-letter"], [1, 3, 16])
+    func injected(_ policy: String, _ workers: Int) async throws {
         let dir = Binary.temp("fault-\(policy)-\(workers)")
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\ndead_letter: dl.jsonl\nplugins:\n  - use: flaky\n    on_error: \(policy)\n"
             .write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
-        let r = try Binary.run(["run", dir + "/p.yaml", "--workers", "\(workers)", "--stats-json", dir + "/s.json"], input: Self.input)
+        let r = try await Binary.runOffPool(["run", dir + "/p.yaml", "--workers", "\(workers)", "--stats-json", dir + "/s.json"], input: Self.input)
         #expect(r.status == 0, "\(r.stderr)")
         let s = try Binary.stats(dir + "/s.json")
         #expect(Binary.balanced(s), "\(s)")
@@ -59,14 +59,14 @@ struct FaultTests {
         ("{\"name\":\"n\",\"n\":123456789012345678901234567890}", true, "1.2345678901234568e+29"),
         ("{\"name\":\"z\",\"n\":-0,\"f\":1E2,\"g\":1e-7}", true, "\"n\":0,\"f\":100.0,\"g\":1e-07}"),
     ])
-    func badInput(_ given: String, _ ok: Bool, _ expected: String) throws {
+    func badInput(_ given: String, _ ok: Bool, _ expected: String) async throws {
         // Built here so a failure message does not print 10 MB.
         let line = switch given {
         case "BIG": "{\"name\":\"big\",\"big\":\"" + String(repeating: "x", count: 10 << 20) + "\"}"
         case "DEEP": String(repeating: "[", count: 100_000)
         default: given
         }
-        let r = try Binary.run(["run", "basic.yaml", "--on-input-error", "drop", "--stats"],
+        let r = try await Binary.runOffPool(["run", "basic.yaml", "--on-input-error", "drop", "--stats"],
                                input: "{\"name\":\"a\"}\n" + line + "\n{\"name\":\"b\"}")
         #expect(r.status == 0, "\(r.stderr.prefix(500))")
         #expect(r.lines.first == #"{"name":"A"}"# && r.lines.last == #"{"name":"B"}"#)

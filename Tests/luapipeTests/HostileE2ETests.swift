@@ -24,7 +24,7 @@ struct HostileE2ETests {
     func size() { #expect(Self.cases.count >= 40) }
 
     @Test("each hostile plugin ends as its policy says", arguments: cases)
-    func hostile(_ file: String) throws {
+    func hostile(_ file: String) async throws {
         let name = String(file.dropLast(4))
         let expected = Self.expectation(file)
         // A memory bomb gets a longer deadline, so the memory limit, not the clock, stops it.
@@ -42,7 +42,7 @@ struct HostileE2ETests {
             memory_mb: 32
             on_error: dead-letter
         """.write(toFile: work + "/p.yaml", atomically: true, encoding: .utf8)
-        let r = try Binary.run(["run", work + "/p.yaml", "--stats-json", work + "/s.json"],
+        let r = try await Binary.runOffPool(["run", work + "/p.yaml", "--stats-json", work + "/s.json"],
                                input: "{\"a\":1}\n{\"a\":2}\n", timeout: 60)
         #expect(r.status == 0 || r.status == 1, "\(file): exit \(r.status) (a crash or a signal) \(r.stderr.suffix(300))")
         for line in r.lines {

@@ -4,11 +4,11 @@ import Testing
 @Suite("Plugin isolation, end to end", .serialized)
 struct IsolationTests {
     @Test("runaway loops (plain, in pcall, in a coroutine) cost their timeout and the run completes")
-    func timeouts() throws {
+    func timeouts() async throws {
         let stats = Binary.temp("runaway-stats.json")
         let input = ["{\"n\":1}", "{\"n\":2,\"mode\":\"loop\"}", "{\"n\":3,\"mode\":\"pcall\"}",
                      "{\"n\":4,\"mode\":\"coroutine\"}", "{\"n\":5}"].joined(separator: "\n") + "\n"
-        let r = try Binary.run(["run", "runaway.yaml", "--stats-json", stats], input: input)
+        let r = try await Binary.runOffPool(["run", "runaway.yaml", "--stats-json", stats], input: input)
         #expect(r.status == 0, "\(r.stderr)")
         // skip: the failing records pass unchanged; a fresh instance (setup again) takes the next.
         #expect(r.lines == [#"{"n":1,"setups":1}"#, #"{"n":2,"mode":"loop"}"#, #"{"n":3,"mode":"pcall"}"#,
@@ -20,7 +20,7 @@ struct IsolationTests {
     }
 
     @Test("a memory bomb under memory_mb: 32 is stopped, the instance replaced, and peak RSS stays in the tens of MB")
-    func memoryBomb() throws {
+    func memoryBomb() async throws {
         let input = "{\"n\":1,\"mode\":\"bomb\"}\n{\"n\":2}\n"
         let script = """
         import resource, subprocess, sys
@@ -52,16 +52,16 @@ struct IsolationTests {
     }
 
     @Test("a record is transactional: skip and dead-letter see it as it was, and its emits are discarded")
-    func transactional() throws {
+    func transactional() async throws {
         let half = "{\"n\":1,\"name\":\"keep\",\"mode\":\"half\"}\n"
-        let skipped = try Binary.run(["run", "runaway.yaml"], input: half)
+        let skipped = try await Binary.runOffPool(["run", "runaway.yaml"], input: half)
         #expect(skipped.lines == [#"{"n":1,"name":"keep","mode":"half"}"#], "\(skipped.stdout)")
         let dl = Binary.temp("half-rejects.jsonl")
         let dir = Binary.temp("half")
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: runaway\n    on_error: dead-letter\n"
             .write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
-        let dead = try Binary.run(["run", dir + "/p.yaml", "--dead-letter", dl], input: half)
+        let dead = try await Binary.runOffPool(["run", dir + "/p.yaml", "--dead-letter", dl], input: half)
         #expect(dead.status == 0 && dead.lines.isEmpty, "\(dead.stdout) \(dead.stderr)")
         let envelope = try String(contentsOfFile: dl, encoding: .utf8)
         #expect(envelope.hasPrefix(#"{"record":{"n":1,"name":"keep","mode":"half"},"plugin":"runaway","error":""#), "\(envelope)")

@@ -4,17 +4,17 @@ import Testing
 @Suite("luapipe run, end to end", .serialized)
 struct RunTests {
     @Test("records stream through in input order; blank lines, CRLF and a last line without newline")
-    func basicRun() throws {
-        let r = try Binary.run(["run", "basic.yaml"], input: "{\"name\":\"a\",\"n\":1}\r\n\n   \n{\"name\":\"b\",\"e\":[],\"o\":{}}\n{\"name\":\"c\",\"f\":1.0}")
+    func basicRun() async throws {
+        let r = try await Binary.runOffPool(["run", "basic.yaml"], input: "{\"name\":\"a\",\"n\":1}\r\n\n   \n{\"name\":\"b\",\"e\":[],\"o\":{}}\n{\"name\":\"c\",\"f\":1.0}")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.lines == [#"{"name":"A","n":1}"#, #"{"name":"B","e":[],"o":{}}"#, #"{"name":"C","f":1.0}"#])
         #expect(r.stderr.contains("setup ran") && r.stderr.contains("flush ran") && r.stderr.contains("teardown ran"))
     }
 
     @Test("a failing record under fail: exit 1, the records before it written, teardown run, stats balanced")
-    func failPolicy() throws {
+    func failPolicy() async throws {
         let stats = Binary.temp("fail.json")
-        let r = try Binary.run(["run", "basic.yaml", "--stats-json", stats],
+        let r = try await Binary.runOffPool(["run", "basic.yaml", "--stats-json", stats],
                                input: "{\"name\":\"a\"}\n{\"name\":2}\n{\"name\":\"c\"}\n")
         #expect(r.status == 1)
         #expect(r.lines == [#"{"name":"A"}"#])
@@ -27,7 +27,7 @@ struct RunTests {
     }
 
     @Test("dead-letter and drop policies; a runaway plugin costs its timeout and the run completes")
-    func deadLetterAndTimeout() throws {
+    func deadLetterAndTimeout() async throws {
         let dir = Binary.temp("dl")
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let manifest = dir + "/skip.yaml"
@@ -37,7 +37,7 @@ struct RunTests {
         try FileManager.default.createSymbolicLink(atPath: dir + "/plugins", withDestinationPath: Binary.fixtures + "/plugins")
         let stats = dir + "/stats.json"
         let started = Date()
-        let r = try Binary.run(["run", manifest, "--stats-json", stats],
+        let r = try await Binary.runOffPool(["run", manifest, "--stats-json", stats],
                                input: "{\"name\":\"a\"}\n{\"name\":[1]}\n{\"name\":\"s\",\"spin\":true}\n{\"name\":\"d\"}\n")
         let elapsed = Date().timeIntervalSince(started)
         #expect(r.status == 0, "\(r.stderr)")
@@ -61,17 +61,17 @@ struct RunTests {
         (String(repeating: "[", count: 600), "nesting deeper than 512"),
         ("{\"a\":NaN}", "NaN"),
     ])
-    func inputErrors(_ line: String, _ expected: String) throws {
+    func inputErrors(_ line: String, _ expected: String) async throws {
         let input = "{\"name\":\"ok\"}\n" + line + "\n{\"name\":\"after\"}\n"
-        let failed = try Binary.run(["run", "basic.yaml"], input: input)
+        let failed = try await Binary.runOffPool(["run", "basic.yaml"], input: input)
         #expect(failed.status == 1)
         #expect(failed.stderr.contains("input line 2: \(expected)") || failed.stderr.contains(expected), "\(failed.stderr)")
         #expect(failed.lines == [#"{"name":"OK"}"#])
-        let dropped = try Binary.run(["run", "basic.yaml", "--on-input-error", "drop"], input: input)
+        let dropped = try await Binary.runOffPool(["run", "basic.yaml", "--on-input-error", "drop"], input: input)
         #expect(dropped.status == 0)
         #expect(dropped.lines == [#"{"name":"OK"}"#, #"{"name":"AFTER"}"#])
         let dl = Binary.temp("input-dl.jsonl")
-        let dead = try Binary.run(["run", "basic.yaml", "--on-input-error", "dead-letter", "--dead-letter", dl], input: input)
+        let dead = try await Binary.runOffPool(["run", "basic.yaml", "--on-input-error", "dead-letter", "--dead-letter", dl], input: input)
         #expect(dead.status == 0)
         let text = try String(contentsOfFile: dl, encoding: .utf8)
         #expect(text.hasPrefix("{\"input\":"), "\(text)")
@@ -79,8 +79,8 @@ struct RunTests {
     }
 
     @Test("progress shows on a terminal only")
-    func progress() throws {
-        let quiet = try Binary.run(["run", "basic.yaml"], input: "{\"name\":\"a\"}\n")
+    func progress() async throws {
+        let quiet = try await Binary.runOffPool(["run", "basic.yaml"], input: "{\"name\":\"a\"}\n")
         #expect(!quiet.stderr.contains("records/s"))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
@@ -95,19 +95,19 @@ struct RunTests {
     }
 
     @Test("invalid UTF-8 in a line is an input error")
-    func invalidUTF8() throws {
+    func invalidUTF8() async throws {
         let dir = Binary.temp("utf8.jsonl")
         var bytes = Data("{\"name\":\"".utf8)
         bytes.append(contentsOf: [0xC3, 0x28])
         bytes.append(contentsOf: Data("\"}\n".utf8))
         try bytes.write(to: URL(fileURLWithPath: dir))
-        let r = try Binary.run(["run", "basic.yaml", "--input", dir])
+        let r = try await Binary.runOffPool(["run", "basic.yaml", "--input", dir])
         #expect(r.status == 1)
         #expect(r.stderr.contains("input line 1: invalid UTF-8"), "\(r.stderr)")
     }
 
     @Test("stdout closed early (| head -1) ends a large run at once and quietly")
-    func closedStdout() throws {
+    func closedStdout() async throws {
         let big = Binary.temp("big.jsonl")
         let line = "{\"name\":\"x\",\"payload\":\"" + String(repeating: "y", count: 100) + "\"}\n"
         try String(repeating: line, count: 300_000).write(toFile: big, atomically: true, encoding: .utf8)
@@ -129,7 +129,7 @@ struct RunTests {
 
     /// With one worker, both entries of basic.yaml run as one stage (fused).
     @Test("a record from a pipe that stays open is written before the input ends", arguments: ["1", "2"])
-    func streaming(_ workers: String) throws {
+    func streaming(_ workers: String) async throws {
         let (p, input, output, _) = try Binary.start(["run", "basic.yaml", "--workers", workers])
         input.fileHandleForWriting.write(Data("{\"name\":\"first\"}\n".utf8))
         var got = Data()
@@ -145,7 +145,7 @@ struct RunTests {
     }
 
     @Test("SIGINT and SIGTERM: records in flight finish, teardown runs, stats are written", arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] as [(Int32, Int32)])
-    func signals(_ sig: Int32, _ code: Int32) throws {
+    func signals(_ sig: Int32, _ code: Int32) async throws {
         let stats = Binary.temp("signal-\(sig).json")
         let (p, input, output, errPipe) = try Binary.start(["run", "basic.yaml", "--stats-json", stats])
         let err = Collector(errPipe.fileHandleForReading)

@@ -4,7 +4,7 @@ import Testing
 @Suite("luapipe run --trace, end to end")
 struct TraceTests {
     @Test("the trace is valid trace-event JSON with an event for each kind of plugin call")
-    func trace() throws {
+    func trace() async throws {
         let path = Binary.temp("trace-\(UUID().uuidString).json")
         let (p, input, output, _) = try Binary.start(["run", "trace.yaml", "--trace", path])
         let out = Collector(output.fileHandleForReading)

@@ -21,7 +21,7 @@ struct WatchTests {
     }
 
     @Test("an edited plugin is reloaded between records; a broken edit keeps the running version and says why")
-    func watch() throws {
+    func watch() async throws {
         let dir = Binary.temp("watch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
         try Self.plugin("one").write(toFile: dir + "/plugins/live.lua", atomically: false, encoding: .utf8)
