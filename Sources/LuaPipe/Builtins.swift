@@ -20,6 +20,7 @@ enum Builtins {
         sync("lookup", "loads a JSON Lines table in setup; copies fields from the matching row", parallel: true) { ctx, env in
             try LookupPlugin(ctx.configRecord, env)
         }
+        registry.update("lookup") { $0.reads = { config, base in LookupPlugin.file(config, base).map { [$0] } ?? [] } }
         registry.add(.init(name: "throttle", version: "1.0.0", description: "delays records to at most N per second, by awaiting",
                            kind: "swift", parallel: false, builtin: true, make: { ctx, _ in .async(try ThrottlePlugin(ctx.configRecord)) }))
     }
@@ -99,7 +100,9 @@ final class SamplePlugin: TapeSyncPlugin {
     let every: Int64
     var seen: Int64 = 0
     init(_ config: Record) throws {
-        guard let n = config["every"]?.intValue, n >= 1 else { throw configError("sample", "every", "a whole number >= 1 expected") }
+        guard let n = config["every"]?.intValue, n >= 1, n <= Int32.max else {
+            throw configError("sample", "every", "a whole number from 1 to 2,147,483,647 expected")
+        }
         every = n
     }
     private func keep() -> Bool {
@@ -123,7 +126,7 @@ final class DedupePlugin: TapeSyncPlugin {
         key = a.compactMap(\.stringValue)
         keyBytes = key.map { Array($0.utf8) }
         let c = config["capacity"]?.intValue ?? 10_000
-        guard c >= 1 else { throw configError("dedupe", "capacity", "a whole number >= 1 expected") }
+        guard c >= 1, c <= 10_000_000 else { throw configError("dedupe", "capacity", "a whole number from 1 to 10,000,000 expected") }
         capacity = Int(c)
     }
     /// True when `k` is not among the last `capacity` keys; remembers it.
@@ -150,8 +153,8 @@ final class ThrottlePlugin: Plugin {
     var next: ContinuousClock.Instant?
     var enforcesTimeout: Bool { false }
     init(_ config: Record) throws {
-        guard let n = config["per_second"]?.doubleValue, n > 0 else {
-            throw configError("throttle", "per_second", "a number > 0 expected")
+        guard let n = config["per_second"]?.doubleValue, n >= 0.001, n <= 1e9 else {
+            throw configError("throttle", "per_second", "a number from 0.001 to 1,000,000,000 expected")
         }
         interval = .nanoseconds(Int64(1e9 / n))
     }
@@ -178,16 +181,24 @@ final class LookupPlugin: TapeSyncPlugin {
         guard case .array(let a)? = config["fields"], a.allSatisfy({ $0.stringValue != nil }) else {
             throw configError("lookup", "fields", "a list of field names expected")
         }
-        path = file.hasPrefix("/") ? file : env.baseDirectory + "/" + file
+        path = Self.file(config, env.baseDirectory)!
         self.key = key
         keyBytes = Array(key.utf8)
         fields = a.compactMap(\.stringValue)
     }
 
+    /// The table's path, relative to the manifest's folder.
+    static func file(_ config: Record, _ base: String) -> String? {
+        guard let file = config["file"]?.stringValue else { return nil }
+        return file.hasPrefix("/") ? file : base + "/" + file
+    }
+
     func setup(_ context: PluginContext) throws {
-        // A sync plugin: this runs on its worker thread, never on a cooperative one.
-        guard let bytes = FileIO.readAll(path) else {
-            throw PipelineError(.setup, "lookup: cannot read \(path)", plugin: context.info.id)
+        // A sync plugin: this runs on its worker thread, never on a cooperative one. A regular
+        // file only (a FIFO would block the thread for good), and at most 1 GiB.
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readRegular(path, limit: 1 << 30, what: "lookup table") } catch {
+            throw PipelineError(.setup, "lookup: \(error.message)", plugin: context.info.id)
         }
         var lineNumber = 0
         for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {

@@ -12,7 +12,8 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     // Safe because the pipeline's reader task is the only caller, one call at a time; the
     // blocking read runs on `worker`.
     public static let maxLine = 64 << 20
-    public static let batchSize = 1024
+    /// The most records one batch holds (`--batch-size`).
+    public let batchSize: Int
 
     private let fd: Int32
     private let worker: WorkerThread
@@ -27,7 +28,8 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     /// Records read so far (any thread may ask: the progress display does).
     public var recordsRead: Int { progress.load(ordering: .relaxed) }
 
-    public init(fd: Int32, worker: WorkerThread, closeOnEnd: Bool = false) {
+    public init(fd: Int32, worker: WorkerThread, closeOnEnd: Bool = false, batchSize: Int = 1024) {
+        self.batchSize = max(1, batchSize)
         self.fd = fd
         self.worker = worker
         self.closeOnEnd = closeOnEnd
@@ -85,7 +87,7 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
 
     private func takeLines(into events: inout [InputEvent]) {
         buffer.withUnsafeBufferPointer { b in
-            while events.count < Self.batchSize, start < b.count {
+            while events.count < batchSize, start < b.count {
                 guard let nl = memchr(b.baseAddress! + start, 10, b.count - start) else { return }
                 let end = b.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self))
                 let lineBytes = UnsafeBufferPointer(rebasing: b[start..<end])
@@ -129,14 +131,26 @@ public final class JSONLinesSink: RecordSink {
         self.closeOnEnd = closeOnEnd
     }
 
+    /// Encodes and writes in pieces of about a MiB, so a batch of large records is never held
+    /// twice (as records and as one buffer of their text).
     public func write(_ items: [Item]) async throws {
         var out: [UInt8] = []
-        out.reserveCapacity(items.count * 200)
+        out.reserveCapacity(min(items.count * 200, Self.piece))
         for item in items {
             item.writeJSON(to: &out)
             out.append(10)
+            if out.count >= Self.piece {
+                try await flush(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
-        let (fd, name, bytes) = (self.fd, self.name, out)
+        if !out.isEmpty { try await flush(out) }
+    }
+
+    static let piece = 1 << 20
+
+    private func flush(_ bytes: [UInt8]) async throws {
+        let (fd, name) = (self.fd, self.name)
         try await worker.run { try FileIO.writeAll(fd, bytes, what: name) }
     }
 

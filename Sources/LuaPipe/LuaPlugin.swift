@@ -57,6 +57,7 @@ public final class LuaPlugin: WorkerPlugin {
         case .done(let record?, _)?: return .replace(record.record)
         case .done(nil, _)?: return .drop
         case .failed(let e)?: throw e
+        case .abandoned?: throw PipelineError(.cancelled, "cancelled: the run is stopping", plugin: context.info.id)
         case nil: return .pass
         }
     }
@@ -76,12 +77,16 @@ public final class LuaPlugin: WorkerPlugin {
             var results: [ItemResult] = []
             results.reserveCapacity(items.count)
             for item in items {
+                if limits.stopping {  // the run is stopping: the rest are never called
+                    results.append(.abandoned)
+                    continue
+                }
                 guard let instance = slot else {
                     results.append(.failed(PipelineError(.plugin, "the instance could not be rebuilt", plugin: context.info.id)))
                     continue
                 }
                 do {
-                    results.append(try instance.process(item, timeout: limits.timeout))
+                    results.append(try instance.process(item, timeout: limits.timeout, ledger: limits.ledger))
                 } catch let e as LuaError {
                     results.append(.failed(Self.error(e, context, item.number)))
                     if e.brokeLimit {
@@ -112,7 +117,7 @@ public final class LuaPlugin: WorkerPlugin {
     static func error(_ e: LuaError, _ context: PluginContext, _ number: Int?) -> PipelineError {
         let code: PipelineError.Code = switch e.code {
         case .timeout: .timeout
-        case .memory: .memory
+        case .memory, .hostMemory: .memory
         case .interrupted: .cancelled
         default: .plugin
         }
@@ -123,11 +128,11 @@ public final class LuaPlugin: WorkerPlugin {
 
     private func lifecycle(_ name: String) async throws {
         let context = self.context
-        let timeout = self.timeout
+        let timeout = context.timeout(self.timeout)
         let emits = try await onWorker { slot -> [Tape] in
             guard let instance = slot else { return [] }
             do {
-                return try instance.call(name, timeout: timeout)
+                return try instance.call(name, timeout: timeout, ledger: context.ledger)
             } catch let e as LuaError {
                 throw Self.error(e, context, nil)
             }
@@ -163,7 +168,7 @@ public final class LuaPlugin: WorkerPlugin {
     public func flush(_ context: PluginContext) async throws { try await lifecycle("flush") }
 
     public func teardown(_ context: PluginContext) async {
-        let timeout = self.timeout
+        let timeout = context.timeout(self.timeout)
         _ = try? await onWorker { slot in
             slot?.teardown(timeout: timeout)
             slot = nil  // lua_close runs here, on the state's own thread
@@ -217,9 +222,9 @@ final class LuaInstance {
         }
     }
 
-    func process(_ item: Item, timeout: Duration) throws -> ItemResult {
+    func process(_ item: Item, timeout: Duration, ledger: Ledger?) throws -> ItemResult {
         let out = try state.call(process, arg: item.tape, mode: .record, when: when, allowEmit: true,
-                                 recordNumber: item.number, timeout: timeout)
+                                 recordNumber: item.number, timeout: timeout, handOver: ledger.map { l in { l.charge($0) } })
         let emitted = out.emits.map { Item(number: item.number, tape: $0) }
         switch out.result {
         case .pass, .replace: return .done(record: Item(number: item.number, tape: out.output!), emitted: emitted)
@@ -229,9 +234,10 @@ final class LuaInstance {
     }
 
     /// Calls tick or flush; returns what it emitted.
-    func call(_ name: String, timeout: Duration) throws -> [Tape] {
+    func call(_ name: String, timeout: Duration, ledger: Ledger? = nil) throws -> [Tape] {
         guard let fn = functions[name] else { return [] }
-        return try state.call(fn, mode: .ignore, allowEmit: true, timeout: timeout).emits
+        return try state.call(fn, mode: .ignore, allowEmit: true, timeout: timeout,
+                              handOver: ledger.map { l in { l.charge($0) } }).emits
     }
 
     func teardown(timeout: Duration) {

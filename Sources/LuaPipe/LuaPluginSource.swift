@@ -58,7 +58,11 @@ public struct LuaPluginSource: Sendable {
         }
         let parallel = lua.fieldType(table, "parallel") == .none ? false : lua.boolField(table, "parallel")
         guard let parallel else { throw fail("plugin '\(name)': `parallel` must be true or false") }
+        if lua.fieldType(table, "tick_ms") != .none && lua.integerField(table, "tick_ms") == nil {
+            throw fail("plugin '\(name)': `tick_ms` must be a whole number from \(Ranges.describe(Ranges.milliseconds))")
+        }
         let tick = lua.integerField(table, "tick_ms").map(Int.init)
+        if let tick, let message = Ranges.check(tick, Ranges.milliseconds, "plugin '\(name)': `tick_ms`") { throw fail(message) }
         return LuaPluginSource(path: path, name: name, version: version, api: Int(api),
                                description: lua.stringField(table, "description") ?? "", parallel: parallel,
                                tickMilliseconds: tick, hasTests: lua.fieldType(table, "tests") == .table)

@@ -11,7 +11,8 @@ public struct Manifest: Sendable {
         public var id: String?
         public var config: Value = .object(Record())
         public var when: String?
-        public var timeoutMs = 10_000
+        public static let defaultTimeoutMs = 10_000
+        public var timeoutMs = defaultTimeoutMs
         public var onError: ErrorPolicy = .fail
         public var maxErrors: Int?
         public var after: [String] = []
@@ -65,7 +66,7 @@ public struct Manifest: Sendable {
             let key = k.string ?? ""
             switch key {
             case "api":
-                m.api = try p.int(v, nil, "api")
+                m.api = try p.int(v, nil, "api", range: 0...1_000_000)
                 if m.api != 1 { throw p.error(v, nil, "api \(m.api) is not supported; this luapipe reads manifests of api 1") }
             case "plugin_paths": m.pluginPaths = try p.strings(v, nil, "plugin_paths").map { m.resolve($0) }
             case "dead_letter": m.deadLetter = m.resolve(try p.string(v, nil, "dead_letter"))
@@ -123,11 +124,15 @@ private struct Parser {
         return s.string
     }
 
-    func int(_ v: Node, _ entry: String?, _ key: String, min: Int = 0) throws(PipelineError) -> Int {
-        guard case .scalar(let s) = v, s.style == .plain || s.style == .any, let i = Int(s.string) else {
-            throw error(v, entry, "`\(key)` must be a whole number")
+    func int(_ v: Node, _ entry: String?, _ key: String, range: ClosedRange<Int>) throws(PipelineError) -> Int {
+        let what = "`\(key)` must be a whole number from \(Ranges.describe(range))"
+        guard case .scalar(let s) = v, s.style == .plain || s.style == .any else { throw error(v, entry, what) }
+        guard let i = Int(s.string) else {
+            let digits = s.string.drop(while: { $0 == "-" || $0 == "+" })
+            let huge = !digits.isEmpty && digits.allSatisfy(\.isNumber)
+            throw error(v, entry, what + (huge ? " (got \(s.string), which is out of range)" : " (got '\(s.string)')"))
         }
-        guard i >= min else { throw error(v, entry, "`\(key)` must be at least \(min)") }
+        if let message = Ranges.check(i, range, "`\(key)`") { throw error(v, entry, message) }
         return i
     }
 
@@ -157,7 +162,18 @@ private struct Parser {
         return p
     }
 
-    func value(_ v: Node) -> Value {
+    /// The most YAML nodes a config may expand to, aliases followed: a 500-byte "billion
+    /// laughs" of nested aliases would otherwise take minutes and gigabytes to expand.
+    static let maxNodes = 1_000_000
+
+    /// A config's value; fails past `maxNodes` nodes or `LP_MAX_DEPTH`-like nesting.
+    func value(_ v: Node, _ entry: String, budget: inout Int, depth: Int = 0) throws(PipelineError) -> Value {
+        budget -= 1
+        if budget < 0 {
+            throw error(v, entry, "`config` expands to more than \(Ranges.grouped(Self.maxNodes)) YAML nodes (aliases included); "
+                             + "an alias nested in aliases grows exponentially: write the values out, or load them from a file")
+        }
+        if depth > 512 { throw error(v, entry, "`config` is nested deeper than 512 levels") }
         switch v {
         case .scalar(let s):
             if s.style == .plain || s.style == .any {
@@ -167,10 +183,13 @@ private struct Parser {
                 if let d = v.float, s.string.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) { return .double(d) }
             }
             return .string(s.string)
-        case .sequence(let seq): return .array(seq.map(value))
+        case .sequence(let seq):
+            var out: [Value] = []
+            for n in seq { out.append(try value(n, entry, budget: &budget, depth: depth + 1)) }
+            return .array(out)
         case .mapping(let map):
             var r = Record()
-            for (k, val) in map { r[k.string ?? ""] = value(val) }
+            for (k, val) in map { r[k.string ?? ""] = try value(val, entry, budget: &budget, depth: depth + 1) }
             return .object(r)
         case .alias: return .null
         }
@@ -193,21 +212,22 @@ private struct Parser {
             case "id": e.id = try string(v, label, key)
             case "config":
                 guard case .mapping = v else { throw error(v, label, "`config` must be a mapping") }
-                e.config = value(v)
+                var budget = Self.maxNodes
+                e.config = try value(v, label, budget: &budget)
             case "when": e.when = try string(v, label, key)
-            case "timeout_ms": e.timeoutMs = try int(v, label, key, min: 1)
+            case "timeout_ms": e.timeoutMs = try int(v, label, key, range: Ranges.milliseconds)
             case "on_error": e.onError = try policy(v, label, key, allowed: ErrorPolicy.allCases)
-            case "max_errors": e.maxErrors = try int(v, label, key, min: 1)
+            case "max_errors": e.maxErrors = try int(v, label, key, range: Ranges.maxErrors)
             case "after": e.after = try strings(v, label, key)
             case "before": e.before = try strings(v, label, key)
-            case "tick_ms": e.tickMs = try int(v, label, key, min: 1)
+            case "tick_ms": e.tickMs = try int(v, label, key, range: Ranges.milliseconds)
             case "allow":
                 e.allow = try strings(v, label, key)
                 for a in e.allow where a != "io" && a != "os" {
                     throw error(v, label, "`allow` takes io and os only (got '\(a)')")
                 }
-            case "memory_mb": e.memoryMb = try int(v, label, key, min: 1)
-            case "instances": e.instances = try int(v, label, key, min: 1)
+            case "memory_mb": e.memoryMb = try int(v, label, key, range: Ranges.memoryMb)
+            case "instances": e.instances = try int(v, label, key, range: Ranges.workers)
             case "enabled": e.enabled = try bool(v, label, key)
             default:
                 throw error(k, label, "unknown key '\(key)'\(suggest(key, Manifest.entryKeys)); an entry takes \(Manifest.entryKeys.joined(separator: ", "))")

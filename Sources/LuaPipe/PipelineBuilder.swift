@@ -62,8 +62,12 @@ public struct PipelineBuilder: Sendable {
         for e in manifest.entries where e.enabled {
             var r: Resolved
             if let file = Discovery.luaFile(for: e.use, in: manifest.pluginPaths, base: manifest.directory) {
+                // Loaded with the entry's own limits, as the run will load it.
+                let (memory, timeout) = (e.memoryMb << 20, Duration.milliseconds(e.timeoutMs))
                 let result = await worker.run { () -> Result<LuaPluginSource, PipelineError> in
-                    do { return .success(try LuaPluginSource.inspect(path: file)) } catch let err as PipelineError {
+                    do {
+                        return .success(try LuaPluginSource.inspect(path: file, options: .init(memoryLimit: memory), timeout: timeout))
+                    } catch let err as PipelineError {
                         return .failure(err)
                     } catch {
                         return .failure(PipelineError(.manifest, "\(error)"))

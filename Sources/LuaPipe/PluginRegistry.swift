@@ -27,6 +27,22 @@ public final class PluginRegistry: Sendable {
         /// Trusted to return promptly: skips the per-call timeout race (built-ins).
         public var builtin: Bool
         public var make: @Sendable (PluginContext, Environment) throws -> Made
+        /// The files an instance with this config reads (relative to the manifest's folder,
+        /// given as the second argument), so a run can refuse to write over them.
+        public var reads: (@Sendable (Record, String) -> [String])?
+
+        public init(name: String, version: String, description: String, kind: String, parallel: Bool, builtin: Bool,
+                    make: @escaping @Sendable (PluginContext, Environment) throws -> Made,
+                    reads: (@Sendable (Record, String) -> [String])? = nil) {
+            self.name = name
+            self.version = version
+            self.description = description
+            self.kind = kind
+            self.parallel = parallel
+            self.builtin = builtin
+            self.make = make
+            self.reads = reads
+        }
     }
 
     private let entries = Locked<[String: Entry]>([:])
@@ -52,6 +68,11 @@ public final class PluginRegistry: Sendable {
     public func add(_ entry: Entry) { entries.withLock { $0[entry.name] = entry } }
 
     public func entry(_ name: String) -> Entry? { entries.withLock { $0[name] } }
+
+    /// Changes a registered entry in place.
+    public func update(_ name: String, _ change: (inout Entry) -> Void) {
+        entries.withLock { if var e = $0[name] { change(&e); $0[name] = e } }
+    }
 
     public var all: [Entry] { entries.withLock { $0.values.sorted { $0.name < $1.name } } }
 }

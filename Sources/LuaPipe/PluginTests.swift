@@ -28,8 +28,9 @@ public enum PluginTests {
     public static func run(file: String, worker: WorkerThread) async -> [Result] {
         let loaded = await worker.run { () -> Swift.Result<(LuaPluginSource, Value), PipelineError> in
             do {
+                // The limits a manifest entry has by default, as `luapipe run` would load it.
                 let lua = try LuaState(options: .init(root: FileIO.directory(of: file)))
-                let table = try lua.load(file: file)
+                let table = try lua.load(file: file, timeout: .milliseconds(Manifest.Entry.defaultTimeoutMs))
                 let source = try LuaPluginSource.check(lua, table, path: file)
                 let tests = try lua.tapeField(table, "tests")?.value() ?? .array([])
                 return .success((source, tests))

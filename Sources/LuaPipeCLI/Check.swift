@@ -6,10 +6,10 @@ struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Load, validate and describe a pipeline; run nothing.")
 
     @Argument(help: "The pipeline manifest (YAML or JSON).") var manifest: String
-    @Option(help: "Worker threads for Lua and synchronous Swift plugins.") var workers: Int = 2
+    @Option(help: "Worker threads for Lua and synchronous Swift plugins (1 to 256).") var workers: Int = 2
 
     func validate() throws {
-        if workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if let m = Ranges.check(workers, Ranges.workers, "--workers") { throw ValidationError(m) }
     }
 
     func run() async throws {

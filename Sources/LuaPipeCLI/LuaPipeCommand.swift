@@ -16,7 +16,22 @@ public enum LuaPipeCLI {
     /// Parses the process's arguments and runs the command; exits the process.
     public static func main(registering register: (@Sendable (PluginRegistry) -> Void)? = nil) async {
         if let register { registrations.withLock { $0.append(register) } }
-        await LuaPipeCommand.main()
+        do {
+            var command = try LuaPipeCommand.parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // A usage error (a bad flag, a value out of its range) exits 2, as documented,
+            // not ArgumentParser's 64.
+            if LuaPipeCommand.exitCode(for: error) == .validationFailure {
+                printError(LuaPipeCommand.fullMessage(for: error))
+                LuaPipeCommand.exit(withError: ExitCode(Exit.usage))
+            }
+            LuaPipeCommand.exit(withError: error)
+        }
     }
 
     /// The built-in plugins and every registered native plugin.

@@ -13,7 +13,11 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "The pipeline manifest (YAML or JSON).") var manifest: String
     @Option(help: "Input file, or - for stdin.") var input: String = "-"
     @Option(help: "Output file, or - for stdout.") var output: String = "-"
-    @Option(help: "Worker threads for Lua and synchronous Swift plugins.") var workers: Int = 2
+    @Option(help: "Worker threads for Lua and synchronous Swift plugins (1 to 256).") var workers: Int = 2
+    @Option(name: .customLong("batch-size"), help: "The most records one batch holds (1 to 65,536).")
+    var batchSize: Int = 1024
+    @Option(name: .customLong("host-memory-mb"), help: "What records in flight may hold on the host, in MiB (16 to 1,048,576).")
+    var hostMemoryMb: Int = 512
     @Option(name: .customLong("dead-letter"), help: "Where records that fail under dead-letter go (overrides the manifest).")
     var deadLetter: String?
     @Option(name: .customLong("on-input-error"), help: "fail, drop or dead-letter: what to do with lines that are not records.")
@@ -28,7 +32,9 @@ struct Run: AsyncParsableCommand {
     var unordered = false
 
     func validate() throws {
-        if workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if let m = Ranges.check(workers, Ranges.workers, "--workers") { throw ValidationError(m) }
+        if let m = Ranges.check(batchSize, Ranges.batchSize, "--batch-size") { throw ValidationError(m) }
+        if let m = Ranges.check(hostMemoryMb, Ranges.hostMemoryMb, "--host-memory-mb") { throw ValidationError(m) }
         if let p = onInputError, !["fail", "drop", "dead-letter"].contains(p) {
             throw ValidationError("--on-input-error must be fail, drop or dead-letter (got '\(p)')")
         }
@@ -59,6 +65,11 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(Exit.usage)
         }
 
+        if let collision = collisions(builder, resolved) {
+            printError("luapipe: error: \(collision)")
+            throw ExitCode(Exit.usage)
+        }
+
         // Files before any plugin is set up: a wrong path is a usage error.
         let inFD: Int32 = input == "-" ? 0 : open(input, O_RDONLY | O_CLOEXEC)
         if inFD < 0 {
@@ -83,8 +94,8 @@ struct Run: AsyncParsableCommand {
         defer { signals.cancel() }
 
         let tracer = trace.map { _ in Tracer() }
-        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer)
-        let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-")
+        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20)
+        let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-", batchSize: batchSize)
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
         let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
         defer { progress?.cancel() }
@@ -96,15 +107,41 @@ struct Run: AsyncParsableCommand {
                                              onInputError: builder.onInputError, stop: stop)
         } catch {
             report(error)
-            throw ExitCode(Exit.failed)
+            throw ExitCode(error.code == .manifest ? Exit.usage : Exit.failed)
         }
         writeStats(outcome.stats)
         if let trace, let tracer { writeFile(trace, tracer.json(), what: "--trace") }
+        var code = Exit.ok
         if let e = outcome.error {
             report(e)
-            throw ExitCode(Exit.failed)
+            code = Exit.failed
+        } else if let sig = outcome.signal {
+            code = 128 + sig
         }
-        if let sig = outcome.signal { throw ExitCode(128 + sig) }
+        if outcome.abandonedInstances > 0 {
+            // A thread is stuck inside a call: the pool cannot be joined. The figures and
+            // outputs are written; end the process here.
+            Glibc.exit(code)
+        }
+        if code != Exit.ok { throw ExitCode(code) }
+    }
+
+    /// Every file the run writes against every file it reads and against each other.
+    func collisions(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved]) -> String? {
+        var paths = PathCollisions()
+        if input == "-" { paths.read(fd: 0, "--input - (standard input)") } else { paths.read(input, "--input \(input)") }
+        paths.read(manifest, "the manifest \(manifest)")
+        for r in resolved {
+            if let lua = r.lua { paths.read(lua.path, "plugin file \(lua.path)") }
+            for file in r.native?.reads?(r.entry.config.objectValue ?? Record(), builder.manifest.directory) ?? [] {
+                paths.read(file, "\(r.id)'s file \(file)")
+            }
+        }
+        if output == "-" { paths.write(fd: 1, "--output - (standard output)") } else { paths.write(output, "--output \(output)") }
+        if let d = builder.deadLetterPath { paths.write(d, "the dead-letter file \(d)") }
+        if let s = statsJSON { paths.write(s, "--stats-json \(s)") }
+        if let t = trace { paths.write(t, "--trace \(t)") }
+        return paths.check()
     }
 
     func writeStats(_ s: RunStats) {

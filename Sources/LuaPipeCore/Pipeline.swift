@@ -14,14 +14,18 @@ public final class Pipeline: Sendable {
     public let queueDepth: Int
     /// Records every plugin call as a trace event when set (`--trace`).
     public let tracer: Tracer?
+    /// What records in flight may hold on the host (`--host-memory-mb`).
+    public let budget: HostBudget
 
     public init(stages: [StageSpec], shared: SharedStore = SharedStore(),
-                logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4, tracer: Tracer? = nil) {
+                logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4, tracer: Tracer? = nil,
+                hostMemory: Int = 512 << 20) {
         self.stages = stages
         self.shared = shared
         self.logger = logger
         self.queueDepth = queueDepth
         self.tracer = tracer
+        budget = HostBudget(limit: hostMemory)
     }
 
     /// The outcome of a run: its figures, and the error that stopped it, if one did.
@@ -32,6 +36,9 @@ public final class Pipeline: Sendable {
         public var outputClosed: Bool
         /// Set when a signal stopped the run.
         public var signal: Int32?
+        /// Instances whose call was still running in C when the run had to end: they were
+        /// abandoned (their teardown skipped), and the run's figures were taken as they stood.
+        public var abandonedInstances = 0
     }
 
     /// Sets up every instance, runs the records from `source` to `sink`, tears everything
@@ -47,7 +54,7 @@ public final class Pipeline: Sendable {
                 var group: [Instance] = []
                 defer { setUp.append(group) }
                 for k in 0..<spec.instances {
-                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger)
+                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger, budget: budget)
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
                     let timeout = spec.limits.timeout
@@ -67,14 +74,101 @@ public final class Pipeline: Sendable {
             throw e
         }
 
-        let run = RunState(stop: stop)
+        let run = RunState(stop: stop, budget: budget)
         // Cancelling the task that runs the pipeline stops it like a signal: reading ends,
         // records in flight finish, every instance is torn down.
+        let flow = UnsafeTransfer((setUp, filters))
+        let task = Task { await self.flow(flow.value.0, flow.value.1, run, source, sink, deadLetter, onInputError, started) }
         return await withTaskCancellationHandler {
-            await self.flow(setUp, filters, run, source, sink, deadLetter, onInputError, started)
+            await self.outcome(of: task, run: run, setUp: setUp, started: started)
         } onCancel: {
             stop.set()
         }
+    }
+
+    /// The run's outcome: the flow's own, or, when the run halts (a signal, a closed output)
+    /// and a worker thread is still inside a call after the longest `timeout_ms` plus most of
+    /// the shutdown budget (a call stuck in C: granted io/os, a synchronous Swift plugin), one
+    /// made from the figures as they stand, after tearing down the instances that can still be
+    /// called, in what is left of the budget. The stuck calls' records count as failed, the
+    /// rest in flight as abandoned; the stuck instances are left to the process's exit. With
+    /// no thread stuck the flow is only slow (an async plugin that ignores cancellation, a
+    /// starved machine): it gets `forcedGrace` more before the same happens.
+    private func outcome(of task: Task<Outcome, Never>, run: RunState, setUp: [[Instance]],
+                         started: ContinuousClock.Instant) async -> Outcome {
+        let once = Locked(false)
+        return await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
+            func finish(_ o: Outcome) {
+                if once.withLock({ done in defer { done = true }; return !done }) { c.resume(returning: o) }
+            }
+            Task { finish(await task.value) }
+            Task {
+                while !run.stop.halts, !once.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(50)) }
+                let limit = ContinuousClock.now + self.callsInFlightTimeout(setUp) + RunState.shutdownBudget - Self.forcedTeardownBudget
+                while !once.withLock({ $0 }) {
+                    let now = ContinuousClock.now
+                    if now >= limit + Self.forcedGrace || (now >= limit && self.stuckWorkers(setUp) > 0) { break }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                if once.withLock({ $0 }) { return }
+                finish(await self.forcedOutcome(run, setUp, started))
+            }
+        }
+    }
+
+    /// The longest `timeout_ms` among the entries that may have a call running: those with an
+    /// instance on a busy worker thread, and async ones (which have no thread to look at).
+    private func callsInFlightTimeout(_ setUp: [[Instance]]) -> Duration {
+        var longest = Duration.zero
+        for (i, group) in setUp.enumerated() where group.contains(where: { $0.worker?.isBusy ?? true }) {
+            longest = max(longest, stages[i].limits.timeout)
+        }
+        return longest
+    }
+
+    /// What a forced shutdown leaves for the teardown of the instances that are not stuck.
+    static let forcedTeardownBudget = Duration.milliseconds(500)
+    /// How much longer a halting run whose threads are all free may take before it is forced.
+    static let forcedGrace = Duration.seconds(30)
+
+    private func stuckWorkers(_ setUp: [[Instance]]) -> Int {
+        var workers: [ObjectIdentifier: WorkerThread] = [:]
+        for group in setUp { for i in group { if let w = i.worker { workers[ObjectIdentifier(w)] = w } } }
+        return workers.values.filter(\.isBusy).count
+    }
+
+    private func forcedOutcome(_ run: RunState, _ setUp: [[Instance]], _ started: ContinuousClock.Instant) async -> Outcome {
+        var workers: [ObjectIdentifier: WorkerThread] = [:]
+        for group in setUp { for i in group { if let w = i.worker { workers[ObjectIdentifier(w)] = w } } }
+        let busy = workers.values.filter(\.isBusy)
+        let stuck = busy.count
+        let stuckIDs = Set(busy.map { ObjectIdentifier($0) })
+        logger.error("shutdown: \(stuck) worker thread(s) still inside a call after the shutdown budget; their instances are abandoned without teardown")
+        let end = ContinuousClock.now + Self.forcedTeardownBudget
+        for (i, group) in setUp.enumerated().reversed() {
+            for instance in group.reversed() {
+                if let w = instance.worker, stuckIDs.contains(ObjectIdentifier(w)) { continue }
+                let left = end - .now
+                guard left > .zero, instance.claimTeardown() else { continue }
+                instance.context.callDeadline = end
+                do {
+                    try await withTimeout(min(left, stages[i].limits.timeout), "teardown") { await instance.plugin.teardown(instance.context) }
+                } catch {
+                    instance.context.logger.error("teardown: \(error)")
+                }
+            }
+        }
+        var stats = RunState.snapshot(run)
+        let unaccounted = stats.recordsIn + stats.emitted - (stats.recordsOut + stats.dropped + stats.deadLettered + stats.failed + stats.abandoned)
+        let failed = min(stuck, max(0, unaccounted))
+        stats.failed += failed
+        stats.abandoned += max(0, unaccounted - failed)
+        let published = run.published.withLock { $0 }
+        stats.plugins = stages.map { published[$0.info.id] ?? PluginStats(id: $0.info.id, kind: $0.kind) }
+        stats.elapsedSeconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
+        let c = run.counters.withLock { $0 }
+        return Outcome(stats: stats, error: c.failure, outputClosed: c.outputClosed, signal: run.stop.signal,
+                       abandonedInstances: max(1, stuck))
     }
 
     private func flow(_ setUp: [[Instance]], _ filters: [(any RecordFilter)?], _ run: RunState,
@@ -120,19 +214,11 @@ public final class Pipeline: Sendable {
             }
         }
 
-        await teardown(setUp, filters)
+        await teardown(setUp, filters, run)
         do { try await deadLetter?.close() } catch {
-            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), records: 0)
+            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
         }
-        var stats = RunStats()
-        run.update { c in
-            stats.recordsIn = c.recordsIn
-            stats.recordsOut = c.recordsOut
-            stats.dropped = c.dropped
-            stats.deadLettered = c.deadLettered
-            stats.failed = c.failed
-            stats.emitted = c.emitted
-        }
+        var stats = RunState.snapshot(run)
         stats.plugins = pluginStats
         stats.elapsedSeconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
         let c = run.counters.withLock { $0 }
@@ -140,10 +226,11 @@ public final class Pipeline: Sendable {
     }
 
     /// Which stages run together: consecutive worker plugins (Lua, sync Swift) whose
-    /// instances are on the same threads, with no tick and no separate `when` filter.
+    /// instances are on the same threads, with no tick, no separate `when` filter and no
+    /// `max_errors` (which needs the batch's results in input order before the next entry).
     static func fuse(_ stages: [StageSpec], _ setUp: [[Instance]], _ filters: [(any RecordFilter)?]) -> [[Int]] {
         func workers(_ i: Int) -> [ObjectIdentifier]? {
-            guard stages[i].tick == nil, filters[i] == nil else { return nil }
+            guard stages[i].tick == nil, filters[i] == nil, stages[i].maxErrors == nil else { return nil }
             let w = setUp[i].compactMap { ($0.plugin as? any WorkerPlugin).map { ObjectIdentifier($0.worker) } }
             return w.count == setUp[i].count && !w.isEmpty ? w : nil
         }
@@ -158,12 +245,16 @@ public final class Pipeline: Sendable {
         return groups
     }
 
-    /// Tears down every set-up instance exactly once, in reverse pipeline order.
-    private func teardown(_ setUp: [[Instance]], _ filters: [(any RecordFilter)?]) async {
+    /// Tears down every set-up instance exactly once, in reverse pipeline order; once the run
+    /// is stopping, within what is left of the shutdown budget (at least 100 ms each).
+    private func teardown(_ setUp: [[Instance]], _ filters: [(any RecordFilter)?], _ run: RunState? = nil) async {
         for (i, group) in setUp.enumerated().reversed() {
             for instance in group.reversed() {
+                guard instance.claimTeardown() else { continue }
                 instance.context.begin(recordNumber: 0)
-                let timeout = stages[i].limits.timeout
+                let timeout = run?.lifecycleTimeout(stages[i].limits.timeout, floor: .milliseconds(100)) ?? stages[i].limits.timeout
+                instance.context.callDeadline = ContinuousClock.now + timeout
+                defer { instance.context.callDeadline = nil }
                 do {
                     try await tracer.span("teardown", plugin: stages[i].info.id, track: instance.track) {
                         try await withTimeout(timeout, "teardown") { await instance.plugin.teardown(instance.context) }
@@ -186,7 +277,7 @@ public final class Pipeline: Sendable {
                 guard let e = try await source.nextBatch(stop: run.stop) else { return }
                 events = e
             } catch {
-                run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), records: 0)
+                run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
                 return
             }
             var items: [Item] = []
@@ -201,51 +292,70 @@ public final class Pipeline: Sendable {
                     case .drop:
                         run.update { $0.dropped += 1 }
                     case .deadLetter:
-                        let envelope: Record = [
-                            "input": .string(String(decoding: text, as: UTF8.self)), "error": .string(message),
-                            "record_number": .int(Int64(number)),
-                        ]
                         do {
-                            try await deadLetter?.write(envelope)
+                            try await deadLetter?.write(Self.inputEnvelope(text, message, number))
                             run.update { $0.deadLettered += 1 }
                         } catch {
-                            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: number), records: 1)
+                            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: number), abandoned: 1)
                         }
                     case .fail, .skip:
-                        // The lines before it go on; it and the lines read after it fail.
+                        // The lines before it go on; it fails; the lines read after it are abandoned.
                         run.update { $0.recordsIn += events.count }
-                        if !items.isEmpty { await channel.send(.batch(items)) }
+                        if !items.isEmpty {
+                            await run.budget.admit(HostBudget.bytes(items))
+                            await channel.send(.batch(items))
+                        }
                         let later = events.count - index - 1
                         run.fail(PipelineError(.input, message + " (on_input_error: fail; use drop or dead-letter to go on past such lines)",
-                                               recordNumber: number), records: 1 + later)
+                                               recordNumber: number), failed: 1, abandoned: later)
                         return
                     }
                 }
             }
             run.update { $0.recordsIn += events.count }
-            if !items.isEmpty { await channel.send(.batch(items)) }
+            if !items.isEmpty {
+                await run.budget.admit(HostBudget.bytes(items))  // waits while the records in flight hold too much
+                await channel.send(.batch(items))
+            }
         }
     }
 
+    /// The dead letter of a line that is not a record: its text, and when the line is not
+    /// valid UTF-8 (so `input` had to replace bytes), its exact bytes in `input_base64`.
+    static func inputEnvelope(_ text: [UInt8], _ message: String, _ number: Int) -> Record {
+        var envelope: Record = [
+            "input": .string(String(decoding: text, as: UTF8.self)), "error": .string(message),
+            "record_number": .int(Int64(number)),
+        ]
+        if String(validating: text, as: UTF8.self) == nil { envelope["input_base64"] = .string(Base64.encode(text)) }
+        return envelope
+    }
+
+    /// Writes what reaches the end. Once the output fails or closes, what is still on its way
+    /// is abandoned (and counted so), and the run stops.
     private static func write(from channel: Channel<StageMessage>, to sink: any RecordSink, run: RunState) async {
         var closed = false
         while let message = await channel.receive() {
             guard case .batch(let items) = message, !items.isEmpty else { continue }
-            if closed { continue }
+            if closed {
+                run.abandon(items)
+                continue
+            }
+            defer { run.budget.adjust(-HostBudget.bytes(items)) }
             do {
                 try await sink.write(items)
                 run.update { $0.recordsOut += items.count }
             } catch let e as PipelineError where e.code == .io && e.message == PipelineError.outputClosedMessage {
                 closed = true
-                run.update { $0.outputClosed = true }
+                run.update { $0.outputClosed = true; $0.abandoned += items.count }
                 run.stop.set()
             } catch {
                 closed = true
-                run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), records: items.count)
+                run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), abandoned: items.count)
             }
         }
         do { if !closed { try await sink.close() } } catch {
-            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), records: 0)
+            run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
         }
     }
 }

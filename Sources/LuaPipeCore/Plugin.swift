@@ -41,10 +41,40 @@ public protocol WorkerPlugin: Plugin, WorkerBound {
     func processOnWorker(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult]
 }
 
-/// Per-call limits from the manifest.
+/// Per-call limits from the manifest, and the run's stop flag.
 public struct CallLimits: Sendable {
     public var timeout: Duration
-    public init(timeout: Duration = .seconds(10)) { self.timeout = timeout }
+    /// Set when the run halts (a signal, a closed output, a cancelled task): a batch stops
+    /// between records, and the records not yet called come back `.abandoned`. A failure
+    /// under `fail` does not halt: the records before it still go through.
+    public var stop: StopFlag?
+    /// Where calls charge what they hand over to the host budget, for the stage to settle.
+    public var ledger: Ledger?
+    public init(timeout: Duration = .seconds(10), stop: StopFlag? = nil, ledger: Ledger? = nil) {
+        self.timeout = timeout
+        self.stop = stop
+        self.ledger = ledger
+    }
+
+    /// True once the run is halting (a signal, a closed output): calls not yet made are not.
+    @inline(__always) public var stopping: Bool { stop?.halts ?? false }
+}
+
+/// What the calls of one batch charged to the host budget (`HostBudget`): the stage adds what
+/// its output holds and takes away what its input held, less what is already charged here.
+public final class Ledger: Sendable {
+    public let budget: HostBudget
+    private let charged = Locked(0)
+    public init(_ budget: HostBudget) { self.budget = budget }
+
+    /// Charges a call's hand-over when it fits the budget; false when it does not.
+    public func charge(_ bytes: Int) -> Bool {
+        guard budget.tryCharge(bytes) else { return false }
+        charged.withLock { $0 += bytes }
+        return true
+    }
+
+    public var total: Int { charged.withLock { $0 } }
 }
 
 /// What one record's call produced.
@@ -53,6 +83,8 @@ public enum ItemResult: Sendable {
     case done(record: Item?, emitted: [Item])
     /// The call failed; the record is to be handled by the plugin's `on_error` policy.
     case failed(PipelineError)
+    /// The call was never made: the run was stopping (`CallLimits.stop`).
+    case abandoned
 }
 
 extension Plugin {
@@ -66,7 +98,7 @@ extension Plugin {
         var results: [ItemResult] = []
         results.reserveCapacity(items.count)
         for item in items {
-            results.append(await processOne(item, context, limits))
+            results.append(limits.stopping ? .abandoned : await processOne(item, context, limits))
         }
         return results
     }

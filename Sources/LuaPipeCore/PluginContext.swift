@@ -20,11 +20,16 @@ public final class PluginContext: Sendable {
     public let config: Value
     public let shared: SharedStore
     public let logger: Logger
+    /// The run's host budget, for adapters that check what a call hands over (Lua).
+    public let budget: HostBudget?
     private let state = Locked<(recordNumber: Int, emitted: [Item])>((0, []))
+    private let deadline = Locked<ContinuousClock.Instant?>(nil)
+    private let lifecycleLedger = Locked<Ledger?>(nil)
 
     public init(info: PluginInfo, config: Value = .object(Record()), shared: SharedStore = SharedStore(),
-                logger: Logger = Logger(label: "luapipe")) {
+                logger: Logger = Logger(label: "luapipe"), budget: HostBudget? = nil) {
         self.info = info
+        self.budget = budget
         self.config = config
         self.shared = shared
         var l = logger
@@ -58,6 +63,28 @@ public final class PluginContext: Sendable {
             s.emitted = []
             return e
         }
+    }
+
+    /// Set by the pipeline around setup, tick, flush and teardown when a call must end
+    /// before the instance's own timeout would end it (the shutdown budget). Adapters that
+    /// enforce their own deadline (Lua) use the earlier of the two.
+    public var callDeadline: ContinuousClock.Instant? {
+        get { deadline.withLock { $0 } }
+        set { deadline.withLock { $0 = newValue } }
+    }
+
+    /// Where setup, tick, flush and teardown charge what they hand over to the host budget
+    /// (set by the pipeline around those calls; process calls use `CallLimits.ledger`).
+    public var ledger: Ledger? {
+        get { lifecycleLedger.withLock { $0 } }
+        set { lifecycleLedger.withLock { $0 = newValue } }
+    }
+
+    /// The time the current lifecycle call may take: `timeout`, or less when `callDeadline`
+    /// comes first (at least a millisecond, so a call is never made with no time at all).
+    public func timeout(_ timeout: Duration) -> Duration {
+        guard let end = callDeadline else { return timeout }
+        return max(.milliseconds(1), min(timeout, end - .now))
     }
 
     /// The config as a record (an empty one when the manifest gave none).

@@ -7,25 +7,101 @@ final class RunState: Sendable {
         var dropped = 0
         var deadLettered = 0
         var failed = 0
+        var abandoned = 0
         var emitted = 0
         var failure: PipelineError?
+        /// The input record whose failure stops the run: those read after it need no work.
+        var failedAt: Int?
         var outputClosed = false
     }
 
     let counters = Locked(Counters())
     let stop: StopFlag
+    /// What records in flight may hold on the host.
+    let budget: HostBudget
+    /// Each entry's figures as of its last batch, for an outcome made while a stage is stuck.
+    let published: Locked<[String: PluginStats]> = Locked([:])
+    /// When flush and teardown must be done by, once the run is stopping (set on first use).
+    private let budgetEnd = Locked<ContinuousClock.Instant?>(nil)
+    /// What flush and teardown share once the run is stopping (docs/reference.md, "Shutdown").
+    static let shutdownBudget = Duration.seconds(2)
 
-    init(stop: StopFlag) { self.stop = stop }
+    init(stop: StopFlag, budget: HostBudget) {
+        self.stop = stop
+        self.budget = budget
+    }
+
+    /// Keeps a copy of the entries' figures (after each batch).
+    func publish(_ members: [Member]) {
+        published.withLock { p in for m in members { p[m.spec.info.id] = m.stats } }
+    }
+
+    /// The time a flush or teardown call may take: its own timeout, or, once the run is
+    /// stopping, what is left of the shutdown budget (nil: nothing is left, skip the call).
+    func lifecycleTimeout(_ timeout: Duration, floor: Duration = .zero) -> Duration? {
+        guard stop.halts else { return timeout }
+        let now = ContinuousClock.now
+        let end = budgetEnd.withLock { end in
+            if end == nil { end = now + Self.shutdownBudget }
+            return end!
+        }
+        let left = max(end - now, floor)
+        return left > .zero ? min(timeout, left) : nil
+    }
 
     func update(_ body: (inout Counters) -> Void) { counters.withLock { body(&$0) } }
 
-    /// Records the first failure; the run stops reading and ends with it.
-    func fail(_ error: PipelineError, records: Int) {
+    /// Records the first failure; the run stops reading and ends with it. `failed` records
+    /// are those whose call (or line) failed; `abandoned` ones were read but will never be
+    /// processed or written because of it.
+    func fail(_ error: PipelineError, failed: Int = 0, abandoned: Int = 0) {
         counters.withLock { c in
-            if c.failure == nil { c.failure = error }
-            c.failed += records
+            if c.failure == nil {
+                c.failure = error
+                c.failedAt = error.recordNumber
+            }
+            c.failed += failed
+            c.abandoned += abandoned
         }
-        stop.set()
+        stop.setFailed()
+    }
+
+    /// The records of `items` that still need work: all of them, unless the run failed at a
+    /// record, and then those that stem from records read before it (and from tick or flush).
+    /// The others are counted abandoned.
+    func needed(_ items: [Item]) -> [Item] {
+        guard let at = counters.withLock({ $0.failedAt }) else { return items }
+        var kept: [Item] = [], dropped: [Item] = []
+        for item in items { if item.number <= at { kept.append(item) } else { dropped.append(item) } }
+        abandon(dropped)
+        return kept
+    }
+
+    /// Counts `items` abandoned and releases what they held.
+    func abandon(_ items: [Item]) {
+        abandon(items.count)
+        budget.adjust(-HostBudget.bytes(items))
+    }
+
+    /// Counts records that will never be processed or written (the run is stopping).
+    func abandon(_ records: Int) {
+        guard records > 0 else { return }
+        counters.withLock { $0.abandoned += records }
+    }
+
+    /// The run-wide figures as they stand (plugins' figures not included).
+    static func snapshot(_ run: RunState) -> RunStats {
+        var stats = RunStats()
+        run.update { c in
+            stats.recordsIn = c.recordsIn
+            stats.recordsOut = c.recordsOut
+            stats.dropped = c.dropped
+            stats.deadLettered = c.deadLettered
+            stats.failed = c.failed
+            stats.abandoned = c.abandoned
+            stats.emitted = c.emitted
+        }
+        return stats
     }
 
     var failed: Bool { counters.withLock { $0.failure != nil } }

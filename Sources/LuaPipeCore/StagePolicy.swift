@@ -8,18 +8,26 @@ struct Applied: Sendable {
     var errors: [PipelineError] = []
     var emitted = 0
     var dropped = 0
-    /// Under `fail`: the error, and the records it abandons (itself and those after it).
-    var failure: (error: PipelineError, records: Int)?
+    /// Records never called (the run was stopping), or called after a failure under `fail`.
+    var abandoned = 0
+    /// Under `fail`: the error that stops the run (its record counts as failed).
+    var failure: PipelineError?
+    /// The batch brought the plugin to `max_errors`: it is off from then on.
+    var disables = false
 
     init(out: [Item] = []) { self.out = out }
 
     /// Applies `spec`'s policy; `mask` (the `when` filter) says which items were called.
-    init(_ spec: StageSpec, _ items: [Item], mask: [Bool]?, results: [ItemResult]) {
+    /// `errorsBefore` is the plugin's error count before this batch: at `max_errors` the
+    /// plugin goes off, and the records after the one that brought it there pass unchanged
+    /// (what their calls returned or emitted is discarded), in input order.
+    init(_ spec: StageSpec, _ items: [Item], mask: [Bool]?, results: [ItemResult], errorsBefore: Int = 0) {
         out.reserveCapacity(items.count)
         var next = 0
         for (index, item) in items.enumerated() {
-            if let mask, !mask[index] {
+            if disables || (mask.map { !$0[index] } ?? false) {
                 out.append(item)
+                if mask?[index] ?? true { next += 1 }
                 continue
             }
             let result = results[next]
@@ -29,12 +37,15 @@ struct Applied: Sendable {
                 out.append(contentsOf: emitted)
                 self.emitted += emitted.count
                 if let record { out.append(record) } else { dropped += 1 }
+            case .abandoned:
+                abandoned += 1
             case .failed(var error):
                 if error.recordNumber == nil, item.number > 0 { error.recordNumber = item.number }
                 errors.append(error)
                 switch spec.onError {
                 case .fail:
-                    failure = (error, items.count - index)
+                    failure = error
+                    abandoned += items.count - index - 1
                     return
                 case .skip:
                     out.append(item)
@@ -46,6 +57,7 @@ struct Applied: Sendable {
                         "error": .string(error.message), "record_number": .int(Int64(item.number)),
                     ])
                 }
+                if let max = spec.maxErrors, errorsBefore + errors.count >= max { disables = true }
             }
         }
     }
@@ -68,13 +80,13 @@ struct Member {
             stats.errors += 1
             if error.code == .timeout { stats.timeouts += 1 }
             if spec.onError != .fail { logFailure(error) }
-            if !stats.disabled, let max = spec.maxErrors, stats.errors >= max {
-                stats.disabled = true
-                instances[0].context.logger.warning("disabled after \(stats.errors) errors (max_errors: \(max)); its records pass unchanged from now on")
-            }
         }
-        let (e, d) = (applied.emitted, applied.dropped)
-        if e > 0 || d > 0 { run.update { $0.emitted += e; $0.dropped += d } }
+        if applied.disables, !stats.disabled, let max = spec.maxErrors {
+            stats.disabled = true
+            instances[0].context.logger.warning("disabled after \(stats.errors) errors (max_errors: \(max)); its records pass unchanged from now on")
+        }
+        let (e, d, a) = (applied.emitted, applied.dropped, applied.abandoned)
+        if e > 0 || d > 0 || a > 0 { run.update { $0.emitted += e; $0.dropped += d; $0.abandoned += a } }
     }
 
     private func logFailure(_ error: PipelineError) {

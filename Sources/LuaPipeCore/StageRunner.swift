@@ -10,6 +10,19 @@ struct Instance: @unchecked Sendable {
     // instances are separate objects, each called by one child task).
     let plugin: any Plugin
     let context: PluginContext
+    private let tornDown = Locked(false)
+
+    init(plugin: any Plugin, context: PluginContext) {
+        self.plugin = plugin
+        self.context = context
+    }
+
+    /// True the first time only: whoever gets it tears the instance down (exactly once, also
+    /// when a forced shutdown and the run's own end race).
+    func claimTeardown() -> Bool { tornDown.withLock { done in defer { done = true }; return !done } }
+
+    /// The worker thread the instance's calls run on, if it has one.
+    var worker: WorkerThread? { (plugin as? any WorkerBound)?.worker }
 }
 
 /// Runs a stage: one manifest entry, or several consecutive entries of worker plugins whose
@@ -54,11 +67,13 @@ struct StageRunner {
             }
             guard let message = await input.receive() else { break }
             switch message {
-            case .batch(let items):
-                if draining {
-                    run.update { $0.failed += items.count }  // abandoned after the run failed
+            case .batch(let batch):
+                if draining || run.stop.halts {
+                    run.abandon(batch)  // after this stage failed, or the run halts: never called
                     continue
                 }
+                let items = run.stop.isSet ? run.needed(batch) : batch
+                if items.isEmpty { continue }
                 guard members.count > 1 else {
                     await processOne(items)
                     continue
@@ -67,10 +82,12 @@ struct StageRunner {
                 if let previous = inflight { await complete(await previous.value) }
                 inflight = next
             case .tick:
-                if !draining, !run.failed { await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) } }
+                if !draining, !run.stop.isSet { await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) } }
             }
         }
         if let last = inflight { await complete(await last.value) }
+        // A run stopped by a signal still flushes, within the shutdown budget; one that failed
+        // or lost its output does not (nothing could be written).
         for m in members.indices where !draining && !run.failed && !run.outputClosed {
             await lifecycle(m, "flush") { try await $0.plugin.flush($0.context) }
         }
@@ -83,22 +100,30 @@ struct StageRunner {
     private mutating func lifecycle(_ m: Int, _ what: String, _ call: @escaping @Sendable (Instance) async throws -> Void) async {
         let spec = members[m].spec
         for instance in members[m].instances {
+            guard let timeout = run.lifecycleTimeout(spec.limits.timeout) else {
+                instance.context.logger.warning("\(what) skipped: the shutdown budget is spent")
+                continue
+            }
             instance.context.begin(recordNumber: 0)
+            instance.context.callDeadline = ContinuousClock.now + timeout
+            let ledger = Ledger(run.budget)
+            instance.context.ledger = ledger
+            defer { instance.context.callDeadline = nil; instance.context.ledger = nil }
             let started = ContinuousClock.now
             do {
-                let timeout = spec.limits.timeout
                 try await tracer.span(what, plugin: spec.info.id, track: instance.track) {
                     try await withTimeout(timeout, what) { try await call(instance) }
                 }
             } catch {
                 _ = instance.context.end()
+                run.budget.adjust(-ledger.total)  // what it emitted is discarded
                 let e = PipelineError.wrap(error, plugin: spec.info.id, recordNumber: nil)
                 members[m].stats.errors += 1
                 if e.code == .timeout { members[m].stats.timeouts += 1 }
                 instance.context.logger.error("\(what) failed: \(e.message)")
                 if spec.onError == .fail {
                     run.fail(PipelineError(e.code, "\(what) failed: \(e.message)", plugin: spec.info.id,
-                                           location: e.location, traceback: e.traceback), records: 0)
+                                           location: e.location, traceback: e.traceback))
                     draining = true
                     return
                 }
@@ -106,6 +131,7 @@ struct StageRunner {
             }
             members[m].stats.totalNanos += (ContinuousClock.now - started).nanoseconds
             let emitted = instance.context.end()
+            run.budget.adjust(HostBudget.bytes(emitted) - ledger.total)
             if !emitted.isEmpty {
                 members[m].stats.emitted += emitted.count
                 run.update { $0.emitted += emitted.count }
@@ -126,17 +152,17 @@ struct StageRunner {
 
     // MARK: One entry
 
-    private func dispatch(_ items: [Item]) async -> [ItemResult] {
+    private func dispatch(_ items: [Item], _ ledger: Ledger) async -> [ItemResult] {
         let (spec, instances) = (members[0].spec, members[0].instances)
+        let limits = CallLimits(timeout: spec.limits.timeout, stop: run.stop, ledger: ledger)
         if instances.count == 1 || items.count == 1 {
             let i = instances[0]
             return await tracer.span("process", plugin: spec.info.id, track: i.track, records: items.count) {
-                await i.plugin.processBatch(items, i.context, spec.limits)
+                await i.plugin.processBatch(items, i.context, limits)
             }
         }
         // Parallel instances: contiguous slices, one per instance, merged back in order.
         let slices = Self.slices(items.count, instances.count)
-        let limits = spec.limits
         return await withTaskGroup(of: (Int, [ItemResult]).self) { group in
             for (k, range) in slices.enumerated() {
                 let slice = Array(items[range])
@@ -154,11 +180,21 @@ struct StageRunner {
         }
     }
 
-    /// Contiguous ranges of `count` items, one per instance (at most `instances`).
+    /// Contiguous, non-empty ranges that cover `0..<count` in order, at most `instances` of
+    /// them, as even as can be (sizes differ by at most one).
     static func slices(_ count: Int, _ instances: Int) -> [Range<Int>] {
+        guard count > 0 else { return [] }
         let n = max(1, min(instances, count))
-        let per = (count + n - 1) / n
-        return (0..<n).map { k in (k * per)..<min(count, (k + 1) * per) }.filter { !$0.isEmpty }
+        let (per, extra) = count.quotientAndRemainder(dividingBy: n)
+        var ranges: [Range<Int>] = []
+        ranges.reserveCapacity(n)
+        var start = 0
+        for k in 0..<n {
+            let end = start + per + (k < extra ? 1 : 0)
+            ranges.append(start..<end)
+            start = end
+        }
+        return ranges
     }
 
     private mutating func processOne(_ items: [Item]) async {
@@ -166,6 +202,8 @@ struct StageRunner {
             await output.send(.batch(items))
             return
         }
+        let ledger = Ledger(run.budget)
+        let inBytes = HostBudget.bytes(items)
         var mask: [Bool]? = nil
         if let filter {
             do {
@@ -173,25 +211,33 @@ struct StageRunner {
             } catch {
                 // A `when` that fails fails every record of the batch under the policy.
                 let e = PipelineError.wrap(error, plugin: members[0].spec.info.id, recordNumber: nil)
-                await finish(0, Applied(members[0].spec, items, mask: nil, results: items.map { _ in .failed(e) }))
+                await finish(0, Applied(members[0].spec, items, mask: nil, results: items.map { _ in .failed(e) }),
+                             settling: inBytes, ledger)
                 return
             }
         }
         let selected = mask.map { m in zip(items, m).filter(\.1).map(\.0) } ?? items
         let started = ContinuousClock.now
-        let results = selected.isEmpty ? [] : await dispatch(selected)
-        members[0].stats.recordCalls(selected.count, nanos: (ContinuousClock.now - started).nanoseconds)
-        await finish(0, Applied(members[0].spec, items, mask: mask, results: results))
+        let results = selected.isEmpty ? [] : await dispatch(selected, ledger)
+        let calls = results.reduce(0) { n, r in if case .abandoned = r { n } else { n + 1 } }
+        members[0].stats.recordCalls(calls, nanos: (ContinuousClock.now - started).nanoseconds)
+        await finish(0, Applied(members[0].spec, items, mask: mask, results: results, errorsBefore: members[0].stats.errors),
+                     settling: inBytes, ledger)
     }
 
-    /// Carries out entry `m`'s outcome for a batch and sends on what it lets through.
-    private mutating func finish(_ m: Int, _ applied: Applied) async {
+    /// Carries out entry `m`'s outcome for a batch and sends on what it lets through. The
+    /// host budget is settled: what went in (`inBytes`) leaves, what goes on arrives, less
+    /// what the calls charged already.
+    private mutating func finish(_ m: Int, _ applied: Applied, settling inBytes: Int, _ ledger: Ledger) async {
+        run.budget.adjust(HostBudget.bytes(applied.out) - inBytes - ledger.total)
         let ok = await commit(m, applied)
         if !applied.out.isEmpty { await output.send(.batch(applied.out)) }
-        if ok, let failure = applied.failure { fail(failure.error, records: failure.records) }
+        if ok, let failure = applied.failure { fail(failure, failed: 1) }
+        run.publish(members)
     }
 
-    /// Counts, and writes the dead letters. False when writing one failed (the run fails).
+    /// Counts, and writes the dead letters. False when writing one failed (the run fails;
+    /// the records whose dead letters were not written are abandoned).
     private mutating func commit(_ m: Int, _ applied: Applied) async -> Bool {
         members[m].count(applied, run: run)
         for (k, envelope) in applied.deadLetters.enumerated() {
@@ -200,15 +246,15 @@ struct StageRunner {
                 run.update { $0.deadLettered += 1 }
             } catch {
                 fail(PipelineError.wrap(error, plugin: members[m].spec.info.id, recordNumber: nil),
-                     records: applied.deadLetters.count - k)
+                     abandoned: applied.deadLetters.count - k)
                 return false
             }
         }
         return true
     }
 
-    private mutating func fail(_ error: PipelineError, records: Int) {
-        run.fail(error, records: records)
+    private mutating func fail(_ error: PipelineError, failed: Int = 0, abandoned: Int = 0) {
+        run.fail(error, failed: failed, abandoned: abandoned)
         draining = true
     }
 
@@ -225,6 +271,9 @@ struct StageRunner {
     /// A batch on its way through the fused entries `from...`.
     struct FusedBatch: Sendable {
         var from: Int
+        /// What the batch held when it came in, and what its calls charged since.
+        var inBytes: Int
+        var ledger: Ledger
         var slices: [Range<Int>]
         var outcomes: [SliceOutcome]
     }
@@ -238,7 +287,14 @@ struct StageRunner {
         let jobs = slices.enumerated().map { k, range in
             (Array(items[range]), entries.map { e in UncheckedWorkerPlugin(e.instances[k].plugin as! any WorkerPlugin, e.instances[k].context) })
         }
-        let specs = entries.map { ($0.spec, $0.disabled) }
+        let ledger = Ledger(run.budget)
+        let inBytes = HostBudget.bytes(items)
+        let specs = entries.map { e in
+            var spec = e.spec
+            spec.limits.stop = run.stop
+            spec.limits.ledger = ledger
+            return (spec, e.disabled)
+        }
         return Task {
             let outcomes = await withTaskGroup(of: (Int, SliceOutcome).self) { group in
                 for (k, (slice, plugins)) in jobs.enumerated() {
@@ -253,7 +309,7 @@ struct StageRunner {
                 for await (k, o) in group { parts[k] = o }
                 return parts
             }
-            return FusedBatch(from: from, slices: slices, outcomes: outcomes)
+            return FusedBatch(from: from, inBytes: inBytes, ledger: ledger, slices: slices, outcomes: outcomes)
         }
     }
 
@@ -261,25 +317,39 @@ struct StageRunner {
     /// under `fail` abandons the slices after it.
     private mutating func complete(_ batch: FusedBatch) async {
         if draining {  // an earlier batch failed the run while this one was on the workers
-            run.update { $0.failed += batch.slices.reduce(0) { $0 + $1.count } }
+            run.abandon(batch.slices.reduce(0) { $0 + $1.count })
+            run.budget.adjust(-batch.inBytes - batch.ledger.total)
             return
         }
+        var sent = 0
+        defer { run.budget.adjust(sent - batch.inBytes - batch.ledger.total) }
         var out: [Item] = []
         for (k, o) in batch.outcomes.enumerated() {
+            var committed = true
             for (j, applied) in o.applied.enumerated() {
                 members[batch.from + j].stats.recordCalls(o.calls[j], nanos: o.nanos[j])
-                if !(await commit(batch.from + j, applied)) { break }
+                if !(await commit(batch.from + j, applied)) {
+                    // A dead letter could not be written: the run failed. What this entry let
+                    // through goes no further, nor do the slices after this one.
+                    run.abandon(applied.out.count + batch.slices[(k + 1)...].reduce(0) { $0 + $1.count })
+                    committed = false
+                    break
+                }
             }
+            if !committed { break }
             out += o.out
-            if draining { break }  // a dead letter could not be written: the run failed
             if let failure = o.applied.first(where: { $0.failure != nil })?.failure {
                 let later = batch.slices[(k + 1)...].reduce(0) { $0 + $1.count }
+                sent = HostBudget.bytes(out)
                 if !out.isEmpty { await output.send(.batch(out)) }
-                fail(failure.error, records: failure.records + later)
+                fail(failure, failed: 1, abandoned: later)
+                run.publish(members)
                 return
             }
         }
+        sent = HostBudget.bytes(out)
         if !out.isEmpty { await output.send(.batch(out)) }
+        run.publish(members)
     }
 
     /// On the worker: the slice through each entry in turn, its policy applied in between.
@@ -297,7 +367,7 @@ struct StageRunner {
             let started = ContinuousClock.now
             let results = plugins[j].plugin.processOnWorker(current, plugins[j].context, entry.spec.limits)
             o.nanos.append((ContinuousClock.now - started).nanoseconds)
-            o.calls.append(current.count)
+            o.calls.append(results.reduce(0) { n, r in if case .abandoned = r { n } else { n + 1 } })
             let applied = Applied(entry.spec, current, mask: nil, results: results)
             current = applied.out
             o.applied.append(applied)

@@ -74,14 +74,24 @@ public protocol DeadLetterSink: Sendable {
     func close() async throws
 }
 
-/// A flag any thread may set to ask the run to stop reading.
+/// A flag any thread may set to ask the run to stop.
+///
+/// Two strengths: a failure under `fail` only stops reading (the records before it still go
+/// through and are written); a signal, a closed output or a cancelled task also halts the
+/// work in flight (batches stop between records, queued ones are abandoned).
 public final class StopFlag: Sendable {
+    private static let failure: Int32 = -1, halt: Int32 = -2
     private let flag = Locked<Int32>(0)
     public init() {}
-    /// Asks the run to stop; `signal` is the reason (e.g. SIGINT), 0 for none.
-    public func set(signal: Int32 = 0) { flag.withLock { if $0 == 0 { $0 = signal == 0 ? -1 : signal } } }
+    /// Asks the run to stop and halt; `signal` is the reason (e.g. SIGINT), 0 for none.
+    public func set(signal: Int32 = 0) {
+        flag.withLock { if $0 == 0 || $0 == Self.failure { $0 = signal == 0 ? Self.halt : signal } }
+    }
+    /// Asks the run to stop reading only (a record failed under `fail`).
+    public func setFailed() { flag.withLock { if $0 == 0 { $0 = Self.failure } } }
     public var isSet: Bool { flag.withLock { $0 != 0 } }
+    /// True when the work in flight is to stop too, not only reading.
+    public var halts: Bool { flag.withLock { $0 != 0 && $0 != Self.failure } }
     /// The signal that stopped the run, if a signal did.
     public var signal: Int32? { flag.withLock { $0 > 0 ? $0 : nil } }
 }
-

@@ -32,30 +32,33 @@ public struct PluginStats: Sendable {
     }
 }
 
-/// The figures of a run (SPEC §6 `--stats-json`). In every run that ends:
-/// `recordsIn + emitted == recordsOut + dropped + deadLettered + failed`.
+/// The figures of a run (`--stats-json`, docs/reference.md). In every run that ends:
+/// `recordsIn + emitted == recordsOut + dropped + deadLettered + failed + abandoned`.
 public struct RunStats: Sendable {
     public var recordsIn = 0
     public var recordsOut = 0
     public var dropped = 0
     public var deadLettered = 0
-    /// The record that stopped a run under `fail`, plus records read after it that were
-    /// abandoned when the run stopped.
+    /// Records whose call failed under `fail` (or whose line failed under
+    /// `on_input_error: fail`), or whose call was stuck in C when the run had to end.
     public var failed = 0
+    /// Records read but never processed, or processed but never written, because the run
+    /// stopped (a failure, a signal) or the output failed or closed.
+    public var abandoned = 0
     public var emitted = 0
     public var elapsedSeconds = 0.0
     public var plugins: [PluginStats] = []
 
     public init() {}
 
-    public var balanced: Bool { recordsIn + emitted == recordsOut + dropped + deadLettered + failed }
+    public var balanced: Bool { recordsIn + emitted == recordsOut + dropped + deadLettered + failed + abandoned }
 
     /// The `--stats-json` document.
     public var json: Value {
         .object(Record([
             "records_in": .int(Int64(recordsIn)), "records_out": .int(Int64(recordsOut)),
             "dropped": .int(Int64(dropped)), "dead_lettered": .int(Int64(deadLettered)),
-            "failed": .int(Int64(failed)), "emitted": .int(Int64(emitted)),
+            "failed": .int(Int64(failed)), "abandoned": .int(Int64(abandoned)), "emitted": .int(Int64(emitted)),
             "elapsed_s": .double((elapsedSeconds * 1000).rounded() / 1000),
             "plugins": .array(plugins.map { p in
                 .object(Record([
@@ -74,7 +77,7 @@ public struct RunStats: Sendable {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         var lines = [
-            "records in \(recordsIn), out \(recordsOut), dropped \(dropped), dead-lettered \(deadLettered), failed \(failed), emitted \(emitted), \(String(format1: elapsedSeconds)) s",
+            "records in \(recordsIn), out \(recordsOut), dropped \(dropped), dead-lettered \(deadLettered), failed \(failed), abandoned \(abandoned), emitted \(emitted), \(String(format1: elapsedSeconds)) s",
         ]
         let idWidth = max(6, plugins.map(\.id.count).max() ?? 0)
         lines.append(pad("plugin", idWidth) + "  " + pad("kind", 10) + lpad("calls", 9) + lpad("errors", 8) + lpad("timeouts", 9)

@@ -47,6 +47,7 @@ public final class SyncPluginAdapter: WorkerPlugin {
             let tapePlugin = plugin as? any TapeSyncPlugin
             var mark = ContinuousClock.now  // one clock read per call: its end starts the next
             return items.map { item in
+                if limits.stopping { return .abandoned }  // the run is stopping
                 context.begin(recordNumber: item.number)
                 let started = mark
                 let result: ItemResult

@@ -17,6 +17,7 @@ public final class WorkerThread: @unchecked Sendable {
     private var cond = pthread_cond_t()
     private var jobs = Deque<() -> Void>()
     private var stopping = false
+    private var running = false
     private var thread: pthread_t?
     public let name: String
 
@@ -70,9 +71,20 @@ public final class WorkerThread: @unchecked Sendable {
                 return
             }
             let job = jobs.removeFirst()
+            running = true
             pthread_mutex_unlock(&mutex)
             job()
+            pthread_mutex_lock(&mutex)
+            running = false
+            pthread_mutex_unlock(&mutex)
         }
+    }
+
+    /// True while the thread runs a job (at shutdown: one that has not returned in time).
+    public var isBusy: Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return running || !jobs.isEmpty
     }
 
     /// Queues a job. Jobs submitted after `shutdown` still run before the thread ends.

@@ -7,6 +7,7 @@ public struct LuaError: Error, Sendable, CustomStringConvertible {
         case interrupted   // the host asked the call to stop (the state should be replaced)
         case memory        // the state ran out of its memory limit (the state should be replaced)
         case contract      // the plugin broke the plugin contract (bad table, bad result)
+        case hostMemory    // what the call hands over does not fit the host's budget (the state is fine)
         case file          // a plugin file could not be read
     }
 

@@ -316,9 +316,12 @@ public final class LuaState {
     /// - Parameters:
     ///   - when: a predicate called with the record first; false or nil skips the call.
     ///   - passContext: pass the `ctx` table as the last argument.
+    ///   - handOver: asked, before any of it is copied to Swift, whether the host may take
+    ///     what the call produced (its size as `HostBudget` counts it); no: the call fails
+    ///     with a `.hostMemory` error.
     public func call(_ fn: LuaRef, arg: Tape? = nil, mode: Mode = .ignore, when: LuaRef? = nil,
                      passContext: Bool = true, allowEmit: Bool = false, recordNumber: Int = 0,
-                     timeout: Duration? = nil) throws(LuaError) -> Outcome {
+                     timeout: Duration? = nil, handOver: ((Int) -> Bool)? = nil) throws(LuaError) -> Outcome {
         call.pointee.fn_ref = fn.raw
         call.pointee.ctx_ref = passContext ? ctx.raw : LUA_NOREF
         call.pointee.when_ref = when?.raw ?? LUA_NOREF
@@ -345,6 +348,14 @@ public final class LuaState {
             status = lp_run(L, call)
         }
         if status != LUA_OK { throw error(status: status) }
+        if let handOver {
+            let (out, emits, count) = (call.pointee.out.len, call.pointee.emits.len, Int(call.pointee.emit_count))
+            let bytes = out + emits + (count + (out > 0 ? 1 : 0)) * HostBudget.perRecord
+            if bytes > 0, !handOver(bytes) {
+                throw LuaError(.hostMemory, "not enough host memory: the call hands over \(bytes >> 10) KiB (\(count) emitted records) "
+                                          + "while the records in flight fill the host budget (--host-memory-mb)")
+            }
+        }
         var outcome = Outcome(result: .none, output: nil, emits: [])
         switch Int(call.pointee.result) {
         case Int(LP_RESULT_PASS): outcome.result = .pass

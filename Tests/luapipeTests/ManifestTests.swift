@@ -27,20 +27,28 @@ struct ManifestTests {
         ("api: 1\nplugins:\n  - use: upper\n    after: [ghost]\n", "no entry has the id 'ghost'"),
         ("api: 1\nplugins:\n  - id: x\n", "missing `use`"),
         ("api: [1\n", "not valid YAML"),
+        (ManifestTests.aliasBomb, "`config` expands to more than 1,000,000 YAML nodes"),
     ])
-    func manifestErrors(_ text: String, _ expected: String) throws {
+    func manifestErrors(_ text: String, _ expected: String) async throws {
         let path = try Self.manifest(text)
-        let r = try Binary.run(["run", path], input: "{\"name\":\"a\"}\n")
+        let r = try await Binary.runOffPool(["run", path], input: "{\"name\":\"a\"}\n")
         #expect(r.status == 2)
         #expect(r.stdout.isEmpty)
         #expect(r.stderr.contains(expected), "\(r.stderr)")
         #expect(!r.stderr.contains("setup ran"))
-        let c = try Binary.run(["check", path])
+        let c = try await Binary.runOffPool(["check", path])
         #expect(c.status == 2)
     }
 
+    /// A "billion laughs" of 700 bytes: nine levels of nine aliases each (9^9 strings).
+    static let aliasBomb: String = {
+        var lines = ["api: 1", "plugins:", "  - use: upper", "    config:", "      l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]"]
+        for i in 1...9 { lines.append("      l\(i): &l\(i) [" + Array(repeating: "*l\(i - 1)", count: 9).joined(separator: ", ") + "]") }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
     @Test("a plugin whose declared name differs from its file name is refused")
-    func nameMismatch() throws {
+    func nameMismatch() async throws {
         let path = try Self.manifest("api: 1\nplugins:\n  - use: other\n")
         try "return { name = 'upper', version = '1.0.0', api = 1, process = function() end }"
             .write(toFile: FileManager.default.temporaryDirectory.path + "/x", atomically: true, encoding: .utf8)
@@ -49,23 +57,23 @@ struct ManifestTests {
         try FileManager.default.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
         try "return { name = 'upper', version = '1.0.0', api = 1, process = function() end }"
             .write(toFile: dir + "/plugins/other.lua", atomically: true, encoding: .utf8)
-        let r = try Binary.run(["check", path])
+        let r = try await Binary.runOffPool(["check", path])
         #expect(r.status == 2)
         #expect(r.stderr.contains("declares name 'upper', not 'other'"), "\(r.stderr)")
     }
 
     @Test("check prints the resolved pipeline in order with kinds and versions")
-    func check() throws {
+    func check() async throws {
         let path = try Self.manifest("api: 1\nplugins:\n  - use: upper\n  - use: set\n    config: {fields: {a: 1}}\n    before: [upper]\n")
-        let r = try Binary.run(["check", path])
+        let r = try await Binary.runOffPool(["check", path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("1. set: set 1.0.0 [swift-sync]"), "\(r.stdout)")
         #expect(r.stdout.contains("2. upper: upper 1.0.0 [lua]"), "\(r.stdout)")
     }
 
     @Test("plugins lists Lua and native plugins")
-    func plugins() throws {
-        let r = try Binary.run(["plugins", "--path", Binary.fixtures + "/plugins"])
+    func plugins() async throws {
+        let r = try await Binary.runOffPool(["plugins", "--path", Binary.fixtures + "/plugins"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("upper") && r.stdout.contains("lua"))
         #expect(r.stdout.contains("throttle") && r.stdout.contains("swift"))

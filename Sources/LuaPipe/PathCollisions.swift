@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Refuses a run that would write a file it also reads, or write one file twice (an input
+/// truncated before it is read, two writers interleaving). Files are compared by device and
+/// inode, through symlinks; a file that does not exist yet by its folder's identity and its
+/// name. Character devices (/dev/null, a terminal) are exempt.
+public struct PathCollisions {
+    /// What a path stands for, as the kernel sees it.
+    enum Identity: Hashable {
+        case file(dev: UInt64, ino: UInt64)
+        case pending(dev: UInt64, ino: UInt64, name: String)
+    }
+
+    private var reads: [(label: String, id: Identity)] = []
+    private var writes: [(label: String, id: Identity)] = []
+
+    public init() {}
+
+    /// A file the run reads; `label` names it in the message ("--input in.jsonl").
+    public mutating func read(_ path: String, _ label: String) {
+        if let id = Self.identity(path) { reads.append((label, id)) }
+    }
+
+    /// A file descriptor the run reads (stdin for `--input -`).
+    public mutating func read(fd: Int32, _ label: String) {
+        if let id = Self.identity(fd: fd) { reads.append((label, id)) }
+    }
+
+    public mutating func write(_ path: String, _ label: String) {
+        if let id = Self.identity(path) { writes.append((label, id)) }
+    }
+
+    public mutating func write(fd: Int32, _ label: String) {
+        if let id = Self.identity(fd: fd) { writes.append((label, id)) }
+    }
+
+    /// The first collision, as a message that says what to do; nil when there is none.
+    public func check() -> String? {
+        for (i, w) in writes.enumerated() {
+            for r in reads where r.id == w.id {
+                return "\(w.label) is the same file as \(r.label): a run never writes a file it reads (it would be emptied before it is read); write somewhere else"
+            }
+            for other in writes[..<i] where other.id == w.id {
+                return "\(w.label) is the same file as \(other.label): two writers would interleave in it; give each its own file"
+            }
+        }
+        return nil
+    }
+
+    static func identity(fd: Int32) -> Identity? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return identity(st)
+    }
+
+    private static func identity(_ st: stat) -> Identity? {
+        if (st.st_mode & S_IFMT) == S_IFCHR { return nil }  // /dev/null, a terminal
+        return .file(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
+    }
+
+    /// The identity of `path`, following symlinks; for a path that does not exist yet, its
+    /// folder's identity and its name (after following a dangling symlink to where it points).
+    static func identity(_ path: String) -> Identity? {
+        var path = path
+        for _ in 0..<40 {
+            var st = stat()
+            if stat(path, &st) == 0 { return identity(st) }
+            var lst = stat()
+            guard lstat(path, &lst) == 0, (lst.st_mode & S_IFMT) == S_IFLNK else { break }
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(path, &buf, buf.count - 1)
+            guard n > 0 else { break }
+            let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            path = target.hasPrefix("/") ? target : FileIO.directory(of: path) + "/" + target
+        }
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        var dir = stat()
+        guard stat(FileIO.directory(of: path), &dir) == 0 else { return nil }
+        return .pending(dev: UInt64(dir.st_dev), ino: UInt64(dir.st_ino), name: name)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Testing
+
+/// SIGINT and SIGTERM end a run within `timeout_ms` + 2 s, whatever the plugins are doing:
+/// a batch stops between records, a Lua call is stopped at its deadline, and a call stuck in
+/// C is abandoned; the figures balance and the exit code names the signal.
+@Suite("Shutdown on signals, end to end", .serialized)
+struct ShutdownTests {
+    /// Starts a run, waits `after` seconds, sends `sig`, and returns the exit status, the
+    /// seconds from the signal to the exit, stderr and the stats. A shell waits for the run,
+    /// with every descriptor past stderr closed first: Foundation's `Process` waits until all
+    /// holders of one it passes on are gone, and a plugin's own children (os.execute) may
+    /// outlive the run.
+    static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32) throws
+        -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
+        let stats = Binary.temp("shutdown-\(sig)-\(args.first ?? "").json")
+        try? FileManager.default.removeItem(atPath: stats)
+        let file = Binary.temp("shutdown-input.jsonl"), err = Binary.temp("shutdown-stderr.txt")
+        try input.write(toFile: file, atomically: true, encoding: .utf8)
+        let command = (["run"] + args + ["--input", file, "--stats-json", stats]).map { "'\($0)'" }.joined(separator: " ")
+        let script = """
+        for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+        "$LUAPIPE" \(command) > /dev/null 2> '\(err)' < /dev/null &
+        pid=$!; sleep \(after); t0=$(date +%s%N); kill -\(sig) $pid
+        ( sleep 30; kill -9 $pid ) > /dev/null 2>&1 & guard=$!
+        wait $pid; status=$?; t1=$(date +%s%N); pkill -P $guard; kill $guard 2>/dev/null
+        echo "$status $(( (t1 - t0) / 1000000 ))"
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", script]
+        p.environment = ["LUAPIPE": Binary.path, "PATH": "/usr/bin:/bin"]
+        p.currentDirectoryURL = URL(fileURLWithPath: Binary.fixtures)
+        let out = Pipe()
+        p.standardOutput = out
+        let o = Collector(out.fileHandleForReading)
+        try p.run()
+        p.waitUntilExit()
+        let fields = o.text().split(whereSeparator: \.isWhitespace)
+        let status = fields.first.flatMap { Int32($0) } ?? -1
+        let seconds = (fields.dropFirst().first.flatMap { Double($0) } ?? 1e9) / 1000
+        return (status, seconds, (try? String(contentsOfFile: err, encoding: .utf8)) ?? "", try Binary.stats(stats))
+    }
+
+    static func interruptOffPool(_ args: [String], input: String, after: Double, _ sig: Int32) async throws
+        -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
+        let r = try await Binary.offPool { try UncheckedBox(interrupt(args, input: input, after: after, sig)) }
+        return r.value
+    }
+
+    static func records(_ n: Int, _ extra: String = "") -> String {
+        (1...n).map { "{\"id\":\($0)\(extra)}" }.joined(separator: "\n") + "\n"
+    }
+
+    @Test("a batch of slow records stops between records: exit 130/143, flush and teardown once, figures balance",
+          arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] as [(Int32, Int32)])
+    func betweenRecords(_ sig: Int32, _ code: Int32) async throws {
+        // 200 records at 0.2 s each would take 40 s; the signal comes after 1 s.
+        let r = try await Self.interruptOffPool(["slowpoke.yaml"], input: Self.records(200), after: 1, sig)
+        #expect(r.status == code, "\(r.stderr)")
+        #expect(r.seconds < 2.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+        #expect((r.stats["abandoned"] as? Int ?? 0) > 150, "\(r.stats)")
+        #expect(r.stderr.components(separatedBy: "teardown ran").count == 3, "two instances, each torn down once: \(r.stderr)")
+        #expect(r.stderr.contains("flush ran"))
+    }
+
+    @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")
+    func stuckInC() async throws {
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/pkill"), arguments: ["-f", "sleep 41"]) }
+        let r = try await Self.interruptOffPool(["stuck.yaml"], input: Self.records(50, ",\"stick\":41"), after: 1, SIGTERM)
+        #expect(r.status == 143, "\(r.stderr)")
+        // timeout_ms: 500 plus the 2 s budget, and a little for the process to end.
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(r.stats["failed"] as? Int == 1, "\(r.stats)")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+        #expect(r.stderr.contains("abandoned without teardown"), "\(r.stderr)")
+        #expect(r.stderr.contains("teardown ran"), "the other instance is still torn down: \(r.stderr)")
+    }
+}
+
+/// Carries a result with `Any` in it off the thread that made it (the test waits for it).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
