@@ -98,11 +98,16 @@ static void lp_hook(lua_State *L, lua_Debug *ar) {
     if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) why = LP_LIMIT_INTERRUPT;
     else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
     if (why == LP_LIMIT_NONE) return;
+    lp_limit_raise(L, why);
+}
+
+int lp_limit_raise(lua_State *L, int why) {
+    lp_ctl *c = lp_ctl_get(L);
     c->limit_hit = why;
     c->rearmed = 1;
     lua_sethook(L, lp_hook, LUA_MASKCOUNT, 1);
-    if (why == LP_LIMIT_TIME) luaL_error(L, "timeout: the call ran past its time limit");
-    luaL_error(L, "interrupted");
+    if (why == LP_LIMIT_TIME) return luaL_error(L, "timeout: the call ran past its time limit");
+    return luaL_error(L, "interrupted");
 }
 
 static int lp_panic(lua_State *L) {
@@ -160,10 +165,27 @@ static int pcall_at(lua_State *L, int base, int nargs, int nresults, int64_t tim
     c->limit_hit = LP_LIMIT_NONE;
     c->deadline_ns = timeout_ns > 0 ? deadline_after(c, timeout_ns) : 0;
     int status = lua_pcall(L, nargs, nresults, base);
+    // A call that came back after its deadline (from a long C function, or through a pcall
+    // that swallowed the hook's error in the last instructions) failed all the same: the
+    // caller must not take its results, and the instance is replaced as for any timeout.
+    int late = LP_LIMIT_NONE;
+    if (status == LUA_OK) {
+        if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) late = LP_LIMIT_INTERRUPT;
+        else if (c->limit_hit == LP_LIMIT_TIME || c->limit_hit == LP_LIMIT_INTERRUPT) late = c->limit_hit;
+        else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) late = LP_LIMIT_TIME;
+    }
     c->deadline_ns = 0;
     if (c->rearmed) {  // undo a re-arm
         c->rearmed = 0;
         lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+    }
+    if (late != LP_LIMIT_NONE) {
+        c->limit_hit = late;
+        lua_settop(L, base - 1);
+        lua_pushstring(L, late == LP_LIMIT_TIME
+                              ? "timeout: the call ran past its time limit (it returned after its deadline)"
+                              : "interrupted");
+        return LUA_ERRRUN;
     }
     if (status == LUA_OK && nresults == 0) {
         lua_settop(L, base - 1);  // only the handler is left
@@ -193,9 +215,18 @@ static int lp_pcall_limited(lua_State *L, int nargs, int nresults, int64_t timeo
 int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname,
                int nresults, int64_t timeout_ns) {
     if (!lua_checkstack(L, 4)) return LUA_ERRMEM;
-    int status = luaL_loadbufferx(L, code, len, chunkname, "t");
+    // Parsing runs in C too: it gets the same deadline as the chunk, checked between pieces.
+    lp_ctl *c = lp_ctl_get(L);
+    c->limit_hit = LP_LIMIT_NONE;
+    c->deadline_ns = timeout_ns > 0 ? deadline_after(c, timeout_ns) : 0;
+    int status = lp_load_text(L, code, len, chunkname);
+    c->deadline_ns = 0;
+    if (c->rearmed) {
+        c->rearmed = 0;
+        lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+    }
     if (status != LUA_OK) {
-        if (status == LUA_ERRMEM) lp_ctl_get(L)->limit_hit = LP_LIMIT_MEMORY;
+        if (status == LUA_ERRMEM && c->limit_hit == LP_LIMIT_NONE) c->limit_hit = LP_LIMIT_MEMORY;
         return status;
     }
     return lp_pcall_limited(L, 0, nresults, timeout_ns);

@@ -1,0 +1,423 @@
+// The standard functions a plugin gets, made to respect the call's deadline inside C.
+//
+// The count hook runs between VM instructions only, and a call of a C function is one
+// instruction: whatever a C function does before it returns is out of the hook's reach. Two
+// kinds of C function can run long:
+// - those that loop over a length their arguments choose, calling metamethods or functions
+//   at each step (table.concat, unpack and sort; load with a reader function; string.rep
+//   of empty strings loops without even allocating). They are replaced here by versions of
+//   ltablib.c / lstrlib.c / lbaselib.c (Lua 5.4.4, MIT licence, lua.org) that check the
+//   limits every LP_CHECK_EVERY steps; string.rep copies by doubling.
+// - the rest, whose time is bounded by the size of their arguments and so by `memory_mb`,
+//   but which a loop of 1000 VM instructions could call 1000 times between two hooks. Every
+//   C function of the sandbox's libraries is wrapped in lp_checked, which checks the limits
+//   on entry: a C loop that calls C functions (a C metamethod, a C comparator) stops at the
+//   next call too. A call hook (LUA_MASKCALL) would do the same for every Lua call as well;
+//   it cost 20-30% on a loop of Lua calls where this costs nothing (see SECURITY.md).
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lp_internal.h"
+
+#define LP_CHECK_EVERY 1024     // loop steps between two limit checks
+#define LP_LOAD_PIECE (64 << 10) // bytes of source the parser gets between two checks
+
+// MARK: - Entry check of every library function
+
+// Upvalue 1: the wrapped lua_CFunction. It runs in this closure's frame, so only functions
+// without upvalues of their own are wrapped (lp_wrap_table skips the others).
+static int lp_checked(lua_State *L) {
+    lp_limit_check(L);
+    return ((lua_CFunction)lua_touserdata(L, lua_upvalueindex(1)))(L);
+}
+
+// Wraps every C function without upvalues among the fields of the table at `idx`.
+// [-0, +0, m]
+static void lp_wrap_table(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 6, NULL);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {                        // [key, value]
+        lua_CFunction f = lua_iscfunction(L, -1) ? lua_tocfunction(L, -1) : NULL;
+        if (f && f != lp_checked) {
+            if (lua_getupvalue(L, -1, 1)) {           // a closure: leave it
+                lua_pop(L, 1);
+            } else {
+                lua_pushvalue(L, -2);                 // [key, value, key]
+                lua_pushlightuserdata(L, (void *)f);
+                lua_pushcclosure(L, lp_checked, 1);   // [key, value, key, checked]
+                lua_rawset(L, idx);                   // an existing key: next() still works
+            }
+        }
+        lua_pop(L, 1);                                // [key]
+    }
+}
+
+// MARK: - string.rep
+
+// Lua's MAXSIZE for strings built by the string library (lstrlib.c).
+#define LP_MAXSIZE ((size_t)INT_MAX)
+
+// rep(s, n [, sep]): copies by doubling what is already written, so the time is that of
+// writing the result, never that of n (Lua's loop runs n times even when s and sep are
+// empty, which makes `("").rep("", math.maxinteger)` loop forever).
+static int lp_str_rep(lua_State *L) {
+    size_t l, lsep;
+    const char *s = luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    if (l + lsep < l || l + lsep > LP_MAXSIZE / (size_t)n)
+        return luaL_error(L, "resulting string too large");
+    size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, total);  // the memory limit refuses a too large one here
+    size_t unit = l + lsep, filled = unit < total ? unit : total;
+    memcpy(p, s, l < filled ? l : filled);
+    if (filled > l) memcpy(p + l, sep, filled - l);
+    while (filled < total) {  // p[0, filled) is whole units: repeat a prefix of it
+        size_t k = filled < total - filled ? filled : total - filled;
+        memcpy(p + filled, p, k);
+        filled += k;
+        lp_limit_check(L);
+    }
+    luaL_pushresultsize(&b, total);
+    return 1;
+}
+
+// MARK: - table.concat, unpack, sort (ltablib.c of Lua 5.4.4, with limit checks)
+
+#define TAB_R 1
+#define TAB_W 2
+#define TAB_L 4
+#define TAB_RW (TAB_R | TAB_W)
+
+static int checkfield(lua_State *L, const char *key, int n) {
+    lua_pushstring(L, key);
+    return lua_rawget(L, -n) != LUA_TNIL;
+}
+
+// `arg` is a table or has a metatable with the metamethods `what` needs.
+static void checktab(lua_State *L, int arg, int what) {
+    if (lua_type(L, arg) != LUA_TTABLE) {
+        int n = 1;
+        if (lua_getmetatable(L, arg) && (!(what & TAB_R) || checkfield(L, "__index", ++n))
+            && (!(what & TAB_W) || checkfield(L, "__newindex", ++n))
+            && (!(what & TAB_L) || checkfield(L, "__len", ++n))) {
+            lua_pop(L, n);
+        } else {
+            luaL_checktype(L, arg, LUA_TTABLE);  // raises
+        }
+    }
+}
+
+static lua_Integer aux_getn(lua_State *L, int n, int w) {
+    checktab(L, n, w | TAB_L);
+    return luaL_len(L, n);
+}
+
+static void addfield(lua_State *L, luaL_Buffer *b, lua_Integer i) {
+    lua_geti(L, 1, i);
+    if (!lua_isstring(L, -1))
+        luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1),
+                   (LUAI_UACINT)i);
+    luaL_addvalue(b);
+}
+
+static int lp_tab_concat(lua_State *L) {
+    luaL_Buffer b;
+    lua_Integer last = aux_getn(L, 1, TAB_R);
+    size_t lsep;
+    const char *sep = luaL_optlstring(L, 2, "", &lsep);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    luaL_buffinit(L, &b);
+    unsigned steps = 0;
+    for (; i < last; i++) {  // each step may run a metamethod in C: check now and then
+        addfield(L, &b, i);
+        luaL_addlstring(&b, sep, lsep);
+        if (++steps % LP_CHECK_EVERY == 0) lp_limit_check(L);
+    }
+    if (i == last) addfield(L, &b, i);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int lp_tab_unpack(lua_State *L) {
+    lua_Unsigned n;
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer e = luaL_opt(L, luaL_checkinteger, 3, luaL_len(L, 1));
+    if (i > e) return 0;
+    n = (lua_Unsigned)e - i;
+    if (n >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)(++n)))
+        return luaL_error(L, "too many results to unpack");
+    unsigned steps = 0;
+    for (; i < e; i++) {
+        lua_geti(L, 1, i);
+        if (++steps % LP_CHECK_EVERY == 0) lp_limit_check(L);
+    }
+    lua_geti(L, 1, e);
+    return (int)n;
+}
+
+typedef unsigned int IdxT;
+#define RANLIMIT 100u
+
+// "Random" pivots for large unbalanced partitions, as ltablib.c makes them (clock and time).
+static unsigned int l_randomizePivot(void) {
+    clock_t c = clock();
+    time_t t = time(NULL);
+    unsigned int buff[sizeof c / sizeof(unsigned) + sizeof t / sizeof(unsigned)];
+    unsigned int rnd = 0;
+    memcpy(buff, &c, sizeof c);
+    memcpy((char *)buff + sizeof c, &t, sizeof t);
+    for (size_t i = 0; i < sizeof buff / sizeof buff[0]; i++) rnd += buff[i];
+    return rnd;
+}
+
+typedef struct { unsigned steps; } SortState;
+
+static void set2(lua_State *L, IdxT i, IdxT j) {
+    lua_seti(L, 1, i);
+    lua_seti(L, 1, j);
+}
+
+// a < b in the sort's order. Counts comparisons: a sort of a few million elements takes
+// seconds even with the default order, and a C comparator runs no VM instruction at all.
+static int sort_comp(lua_State *L, SortState *st, int a, int b) {
+    if (++st->steps % LP_CHECK_EVERY == 0) lp_limit_check(L);
+    if (lua_isnil(L, 2)) return lua_compare(L, a, b, LUA_OPLT);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, a - 1);
+    lua_pushvalue(L, b - 2);
+    lua_call(L, 2, 1);
+    int res = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return res;
+}
+
+static IdxT partition(lua_State *L, SortState *st, IdxT lo, IdxT up) {
+    IdxT i = lo, j = up - 1;
+    for (;;) {
+        while ((void)lua_geti(L, 1, ++i), sort_comp(L, st, -1, -2)) {
+            if (i == up - 1) luaL_error(L, "invalid order function for sorting");
+            lua_pop(L, 1);
+        }
+        while ((void)lua_geti(L, 1, --j), sort_comp(L, st, -3, -1)) {
+            if (j < i) luaL_error(L, "invalid order function for sorting");
+            lua_pop(L, 1);
+        }
+        if (j < i) {
+            lua_pop(L, 1);
+            set2(L, up - 1, i);
+            return i;
+        }
+        set2(L, i, j);
+    }
+}
+
+static IdxT choosePivot(IdxT lo, IdxT up, unsigned int rnd) {
+    IdxT r4 = (up - lo) / 4;
+    return rnd % (r4 * 2) + (lo + r4);
+}
+
+static void auxsort(lua_State *L, SortState *st, IdxT lo, IdxT up, unsigned int rnd) {
+    while (lo < up) {
+        IdxT p, n;
+        lua_geti(L, 1, lo);
+        lua_geti(L, 1, up);
+        if (sort_comp(L, st, -1, -2)) set2(L, lo, up);
+        else lua_pop(L, 2);
+        if (up - lo == 1) return;
+        if (up - lo < RANLIMIT || rnd == 0) p = (lo + up) / 2;
+        else p = choosePivot(lo, up, rnd);
+        lua_geti(L, 1, p);
+        lua_geti(L, 1, lo);
+        if (sort_comp(L, st, -2, -1)) {
+            set2(L, p, lo);
+        } else {
+            lua_pop(L, 1);
+            lua_geti(L, 1, up);
+            if (sort_comp(L, st, -1, -2)) set2(L, p, up);
+            else lua_pop(L, 2);
+        }
+        if (up - lo == 2) return;
+        lua_geti(L, 1, p);
+        lua_pushvalue(L, -1);
+        lua_geti(L, 1, up - 1);
+        set2(L, p, up - 1);
+        p = partition(L, st, lo, up);
+        if (p - lo < up - p) {
+            auxsort(L, st, lo, p - 1, rnd);
+            n = p - lo;
+            lo = p + 1;
+        } else {
+            auxsort(L, st, p + 1, up, rnd);
+            n = up - p;
+            up = p - 1;
+        }
+        if ((up - lo) / 128 > n) rnd = l_randomizePivot();
+    }
+}
+
+static int lp_tab_sort(lua_State *L) {
+    lua_Integer n = aux_getn(L, 1, TAB_RW);
+    if (n > 1) {
+        luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+        if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+        lua_settop(L, 2);
+        SortState st = { 0 };
+        auxsort(L, &st, 1, (IdxT)n, 0);
+    }
+    return 0;
+}
+
+// MARK: - load
+
+// A chunk given as a string is fed to the parser in pieces, a reader function's pieces one
+// by one; the limits are checked between pieces (the parser runs in C). An error raised in
+// the reader makes lua_load fail with it, and a broken limit re-armed the hook, so the
+// plugin's next instruction raises it again.
+typedef struct lp_reader {
+    const char *s;     // the rest of a string chunk; NULL: a reader function at index 1
+    size_t left;
+    const char *mode;  // the caller's mode: NULL when only text is wanted anyway
+    int started;
+} lp_reader;
+
+// The first piece says what kind of chunk this is. Plugins never load binary chunks
+// (crafted bytecode can crash the VM); a text chunk is refused when the mode says so, with
+// Lua's own message.
+static void check_mode(lua_State *L, const lp_reader *r, const char *p, size_t n) {
+    if (n > 0 && p[0] == LUA_SIGNATURE[0]) {
+        lua_pushliteral(L, "attempt to load a binary chunk (plugins may load text chunks only)");
+        lua_error(L);
+    }
+    if (r->mode && !strchr(r->mode, 't')) {
+        lua_pushfstring(L, "attempt to load a text chunk (mode is '%s')", r->mode);
+        lua_error(L);
+    }
+}
+
+#define RESERVEDSLOT 5
+
+static const char *lp_read_piece(lua_State *L, void *ud, size_t *size) {
+    lp_reader *r = ud;
+    lp_limit_check(L);
+    const char *p;
+    if (r->s) {
+        *size = r->left < LP_LOAD_PIECE ? r->left : LP_LOAD_PIECE;
+        p = r->s;
+        r->s += *size;
+        r->left -= *size;
+    } else {
+        luaL_checkstack(L, 2, "too many nested functions");
+        lua_pushvalue(L, 1);
+        lua_call(L, 0, 1);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            *size = 0;
+            p = NULL;
+        } else {
+            if (!lua_isstring(L, -1)) luaL_error(L, "reader function must return a string");
+            lua_replace(L, RESERVEDSLOT);
+            p = lua_tolstring(L, RESERVEDSLOT, size);
+        }
+    }
+    if (!r->started) {
+        r->started = 1;
+        check_mode(L, r, p, *size);
+    }
+    return *size ? p : NULL;
+}
+
+int lp_load_text(lua_State *L, const char *s, size_t len, const char *chunkname) {
+    lp_reader r = { s, len, NULL, 0 };
+    return lua_load(L, lp_read_piece, &r, chunkname, "t");
+}
+
+// load(chunk [, chunkname [, mode [, env]]]), as lbaselib.c's luaB_load.
+static int lp_load(lua_State *L) {
+    size_t l;
+    const char *s = lua_tolstring(L, 1, &l);
+    lp_reader r = { NULL, 0, luaL_optstring(L, 3, "bt"), 0 };
+    int env = !lua_isnone(L, 4) ? 4 : 0;
+    int status;
+    if (s != NULL) {
+        const char *chunkname = luaL_optstring(L, 2, s);
+        r.s = s;
+        r.left = l;
+        status = lua_load(L, lp_read_piece, &r, chunkname, "t");
+    } else {
+        const char *chunkname = luaL_optstring(L, 2, "=(load)");
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lua_settop(L, RESERVEDSLOT);
+        status = lua_load(L, lp_read_piece, &r, chunkname, "t");
+    }
+    if (status != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env != 0) {
+        lua_pushvalue(L, env);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+// MARK: - Raw metatables, for the prelude's guard against weak tables
+
+// luapipe._rawmeta(t): t's metatable, even when its __metatable field hides it.
+static int lp_rawmeta(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (!lua_getmetatable(L, 1)) lua_pushnil(L);
+    return 1;
+}
+
+// luapipe._setrawmeta(t, mt): sets it even when the old one is protected (the prelude checked
+// what Lua's setmetatable would have).
+static int lp_setrawmeta(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 0;
+}
+
+// MARK: - Installing
+
+static void set_in(lua_State *L, int g, const char *lib, const char *name, lua_CFunction f) {
+    if (lib) lua_getfield(L, g, lib);
+    else lua_pushvalue(L, g);
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+void lp_open_stdlib(lua_State *L) {
+    luaL_checkstack(L, 8, NULL);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    set_in(L, g, "string", "rep", lp_str_rep);
+    set_in(L, g, "table", "concat", lp_tab_concat);
+    set_in(L, g, "table", "unpack", lp_tab_unpack);
+    set_in(L, g, "table", "sort", lp_tab_sort);
+    set_in(L, g, NULL, "load", lp_load);
+    set_in(L, g, "luapipe", "_rawmeta", lp_rawmeta);
+    set_in(L, g, "luapipe", "_setrawmeta", lp_setrawmeta);
+    lp_wrap_table(L, g);
+    const char *libs[] = { "string", "table", "math", "utf8", "coroutine", "os", "io", "luapipe" };
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        if (lua_getfield(L, g, libs[i]) == LUA_TTABLE) {
+            lp_wrap_table(L, -1);
+            if (lua_getfield(L, -1, "json") == LUA_TTABLE) lp_wrap_table(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
