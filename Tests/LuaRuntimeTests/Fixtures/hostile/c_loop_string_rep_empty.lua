@@ -1,0 +1,7 @@
+-- expect: timeout
+-- string.rep of an empty string loops n times in C copying nothing: nothing allocates, no VM
+-- instruction runs. 2^32 copies take about half a minute in the system library; an
+-- attacker passes math.maxinteger and the call never ends.
+return function(record)
+  while true do record.n = #string.rep("", 1 << 32) end
+end
