@@ -369,6 +369,73 @@ static int lp_load(lua_State *L) {
     return 1;
 }
 
+// MARK: - os.date
+
+#define LP_DATE_PIECE 4096  // format bytes per call of the real os.date
+
+// loslib.c's C99 conversions: one-character ones, then (after "||") two-character ones.
+static const char lp_date_options[] = "aAbBcCdDeFgGhHIjmMnprRStTuUVwWxXyYzZ%"
+                                      "||" "EcECExEXEyEY" "OdOeOHOIOmOMOSOuOUOVOwOWOy";
+
+// Checks every conversion of a format as loslib.c's checkoption does, with its message.
+static void check_date_format(lua_State *L, const char *s, size_t len) {
+    const char *se = s + len;
+    while (s < se) {
+        if (*s++ != '%') continue;
+        size_t convlen = (size_t)(se - s);
+        int oplen = 1, ok = 0;
+        for (const char *o = lp_date_options; *o != '\0' && (size_t)oplen <= convlen; o += oplen) {
+            if (*o == '|') oplen++;
+            else if (memcmp(s, o, (size_t)oplen) == 0) { ok = 1; break; }
+        }
+        if (!ok) luaL_argerror(L, 1, lua_pushfstring(L, "invalid conversion specifier '%%%s'", s));
+        s += oplen;
+    }
+}
+
+// os.date(format, time): a format of millions of conversions (each a strftime call) runs for
+// seconds in one C call. A long format is cut between conversions into pieces that the real
+// os.date (upvalue 1, itself checked on entry) formats one by one, with the same time.
+static int lp_os_date(lua_State *L) {
+    size_t len;
+    const char *s = luaL_optlstring(L, 1, "%c", &len);
+    int top = lua_gettop(L);
+    if (len <= LP_DATE_PIECE) {  // "*t" and every usual format
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_insert(L, 1);
+        lua_call(L, top, LUA_MULTRET);
+        return lua_gettop(L);
+    }
+    int utc = s[0] == '!';
+    if (utc) s++, len--;
+    check_date_format(L, s, len);  // errors as loslib.c words them, for the whole format
+    if (lua_isnoneornil(L, 2)) lua_pushinteger(L, (lua_Integer)time(NULL));
+    else lua_pushinteger(L, luaL_checkinteger(L, 2));
+    int t = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && end - i < LP_DATE_PIECE) {  // whole conversions only
+            if (s[end] == '%' && end + 1 < len) end += (s[end + 1] == 'E' || s[end + 1] == 'O') ? 3 : 2;
+            else end++;
+        }
+        if (len - end < 16) end = len;  // no short last piece (it could read "*t")
+        if (end > len) end = len;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        if (utc) lua_pushliteral(L, "!");
+        lua_pushlstring(L, s + i, end - i);
+        if (utc) lua_concat(L, 2);
+        lua_pushvalue(L, t);
+        lua_call(L, 2, 1);
+        luaL_addvalue(&b);
+        i = end;
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 // MARK: - Raw metatables, for the prelude's guard against weak tables
 
 // luapipe._rawmeta(t): t's metatable, even when its __metatable field hides it.
@@ -409,15 +476,28 @@ void lp_open_stdlib(lua_State *L) {
     set_in(L, g, NULL, "load", lp_load);
     set_in(L, g, "luapipe", "_rawmeta", lp_rawmeta);
     set_in(L, g, "luapipe", "_setrawmeta", lp_setrawmeta);
+    lua_getfield(L, g, "os");  // os.date: the real one, checked on entry, formats the pieces
+    int os = lua_gettop(L);
+    lp_wrap_table(L, os);
+    lua_getfield(L, os, "date");
+    lua_pushcclosure(L, lp_os_date, 1);
+    lua_setfield(L, os, "date");
+    lua_pop(L, 1);
     lp_wrap_table(L, g);
     const char *libs[] = { "string", "table", "math", "utf8", "coroutine", "os", "io", "luapipe" };
+    // Error messages name a function found in the loaded libraries ("bad argument #1 to
+    // 'os.date'" when no call site names it): they must hold the sandbox's tables.
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    int loaded = lua_gettop(L);
     for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
         if (lua_getfield(L, g, libs[i]) == LUA_TTABLE) {
+            lua_pushvalue(L, -1);
+            lua_setfield(L, loaded, libs[i]);
             lp_wrap_table(L, -1);
             if (lua_getfield(L, -1, "json") == LUA_TTABLE) lp_wrap_table(L, -1);
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }

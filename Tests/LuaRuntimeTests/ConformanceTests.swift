@@ -68,6 +68,8 @@ struct ConformanceTests {
         ("move: from a string", "local t = table.move('abc', 1, 2, 1, {}) return #t"),
         ("remove: __len shorter than the table",
          "local t = setmetatable({1, 2, 3, 4, 5}, {__len = function() return 2 end}) local v = table.remove(t, 1) return v, t[1], t[2], t[3], t[4], t[5]"),
+        ("remove: at size + 1 when __len is short, t[pos] is cleared",
+         "local t = setmetatable({1, 2, 3, 4, 5}, {__len = function() return 2 end}) local v = table.remove(t, 3) return v, t[3], t[4]"),
         ("remove: position out of bounds", "table.remove({}, 5)"),
         ("remove: size + 1 and 0 on an empty table", "local t = {} return table.remove(t, 1), table.remove(t, 0), table.remove(t)"),
         ("remove: last", "local t = {1, 2, 3} return table.remove(t), #t"),
@@ -86,6 +88,8 @@ struct ConformanceTests {
          "local t = {5, 2, 8, 1, 9, 3} table.sort(t) local u = {5, 2, 8, 1} table.sort(u, function(a, b) return a > b end) return table.concat(t, ','), table.concat(u, ',')"),
         ("sort: invalid order function", "local t = {} for i = 1, 100 do t[i] = i % 3 end table.sort(t, function() return true end)"),
         ("sort: a comparator that is not a function", "table.sort({3, 2, 1}, 5)"),
+        ("os.date: a long format cut into pieces gives the same text",
+         "local f = ('%Y-%m-%d %H:%M:%S %% %Ey|'):rep(900) .. '*t' return os.date('!' .. f, 86400 * 365 + 7), os.date('!%Y', 0), os.date('!*t', 3600).hour, pcall(os.date, ('%Q'):rep(3000))"),
         ("find: plain and no specials", "local s = ('ab'):rep(1000) .. 'abc' return s:find('abc', 1, true), s:find('abc'), s:find('bab', 3, true)"),
     ]
 
