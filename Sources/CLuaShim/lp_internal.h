@@ -112,6 +112,9 @@ void lp_open_patterns(lua_State *L, int idx);
 // The count hook only runs between VM instructions. C code that can run long checks the same
 // deadline and interrupt flag itself, through these.
 
+/// Allocations from this size on check the deadline (lp_alloc).
+#define LP_BIG_BLOCK (64u << 10)
+
 /// The largest plugin file or module luapipe reads (LuaState.readFile has the same number).
 #define LP_MAX_SOURCE_BYTES (16u << 20)
 

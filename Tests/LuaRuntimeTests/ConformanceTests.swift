@@ -90,6 +90,8 @@ struct ConformanceTests {
         ("sort: a comparator that is not a function", "table.sort({3, 2, 1}, 5)"),
         ("os.date: a long format cut into pieces gives the same text",
          "local f = ('%Y-%m-%d %H:%M:%S %% %Ey|'):rep(900) .. '*t' return os.date('!' .. f, 86400 * 365 + 7), os.date('!%Y', 0), os.date('!*t', 3600).hour, pcall(os.date, ('%Q'):rep(3000))"),
+        ("string order is byte order, whatever the process's locale",
+         "return 'a' < 'B', 'Z' < 'a', '\\195\\169' < 'z', 'abc' < 'abd', 'x\\0a' < 'x\\0b'"),
         ("find: plain and no specials", "local s = ('ab'):rep(1000) .. 'abc' return s:find('abc', 1, true), s:find('abc'), s:find('bab', 3, true)"),
     ]
 

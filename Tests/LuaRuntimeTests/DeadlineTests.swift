@@ -70,6 +70,23 @@ struct DeadlineTests {
         #expect(took < Self.grace, "took \(took)")
     }
 
+    @Test("a loop of `..` over a long string, no call and no hook in reach, stops at the deadline")
+    func concatInstructions() async throws {
+        // Each `..` copies 15 MB inside one VM instruction; 1000 of them between two count
+        // hooks ran 18 s. After the deadline a large allocation fails, and only a (checked)
+        // library function could catch that.
+        for body in ["while true do local u = s .. 'y' end",
+                     "while true do pcall(function() local u = s .. 'y' end) end"] {
+            let (e, took) = try await Self.run("""
+                local s = ("x"):rep(15e6)
+                return function() \(body) end
+                """)
+            #expect(e?.code == .timeout, "\(body): \(String(describing: e))")
+            #expect(e?.message.contains("timeout: the call ran past its time limit") == true, "\(String(describing: e))")
+            #expect(took < Self.grace, "\(body): took \(took)")
+        }
+    }
+
     @Test("a call that returns after its deadline fails as a timeout")
     func lateReturnIsTimeout() async throws {
         // One C call (utf8.len over 100 MB, ~0.1 s) longer than the whole deadline, then the

@@ -3,5 +3,6 @@
 return function(record)
   local s = ("a"):rep(2 << 20)
   local p = ("a"):rep(1 << 20) .. "b"
-  while true do record.found = s:find(p) end
+  record.found = s:find(p)
+  while true do end
 end
