@@ -206,7 +206,7 @@ static int pcall_at(lua_State *L, int base, int nargs, int nresults, int64_t tim
     if (status == LUA_OK) {
         if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) late = LP_LIMIT_INTERRUPT;
         else if (c->limit_hit == LP_LIMIT_TIME || c->limit_hit == LP_LIMIT_INTERRUPT) late = c->limit_hit;
-        else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) late = LP_LIMIT_TIME;
+        else if (c->deadline_ns && lp_coarse_ns(c) > c->deadline_ns) late = LP_LIMIT_TIME;
     }
     c->deadline_ns = 0;
     if (c->rearmed) {  // undo a re-arm
