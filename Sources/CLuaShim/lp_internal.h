@@ -147,6 +147,10 @@ int lp_load_text(lua_State *L, const char *s, size_t len, const char *chunkname)
 /// load) and makes every C function of the sandbox's libraries check the limits when it is
 /// called (lp_stdlib.c). Runs inside protection. [-0, +0, e]
 void lp_open_stdlib(lua_State *L);
+/// table.concat, unpack and sort with limit checks (lp_tablib.c): lua_CFunctions.
+int lp_tab_concat(lua_State *L);
+int lp_tab_unpack(lua_State *L);
+int lp_tab_sort(lua_State *L);
 /// The sandbox's Lua part (lp_prelude.c).
 extern const char lp_prelude[];
 extern const size_t lp_prelude_len;
