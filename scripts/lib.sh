@@ -16,6 +16,7 @@ apt_install() {
 
 # Lua 5.4 headers and library (the package builds against them) and pkg-config.
 need_lua_dev() {
+    command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4  # ConformanceTests compare with it
     command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
     pkg-config --exists lua5.4 || apt_install liblua5.4-dev
 }

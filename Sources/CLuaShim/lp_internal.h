@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include "CLuaShim.h"
 #include "lp_json.h"  // lp_tape_skip
 #include <lauxlib.h>
@@ -105,5 +106,53 @@ int lp_msghandler(lua_State *L);
 
 // Lua patterns with a step budget (lp_pattern.c): replaces find/match/gmatch/gsub.
 void lp_open_patterns(lua_State *L, int idx);
+
+// MARK: Limits inside C functions (lp_state.c, lp_stdlib.c; the branch `limits`)
+//
+// The count hook only runs between VM instructions. C code that can run long checks the same
+// deadline and interrupt flag itself, through these.
+
+/// Allocations from this size on check the deadline (lp_alloc).
+#define LP_BIG_BLOCK (64u << 10)
+
+/// The largest plugin file or module luapipe reads (LuaState.readFile has the same number).
+#define LP_MAX_SOURCE_BYTES (16u << 20)
+
+/// CLOCK_MONOTONIC_COARSE (a few ns to read): deadlines carry its resolution already, so
+/// comparing with it is at most one tick late. [-0, +0, -]
+static inline int64_t lp_coarse_ns(const lp_ctl *c) {
+    struct timespec ts;
+    if (c->coarse_res_ns <= 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return lp_now_ns();
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+/// Which limit is due now (LP_LIMIT_INTERRUPT, LP_LIMIT_TIME) or LP_LIMIT_NONE. [-0, +0, -]
+static inline int lp_limit_due(const lp_ctl *c) {
+    if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) return LP_LIMIT_INTERRUPT;
+    if (c->deadline_ns && lp_coarse_ns(c) > c->deadline_ns) return LP_LIMIT_TIME;
+    return LP_LIMIT_NONE;
+}
+/// Records the broken limit, re-arms the hook to fire at every instruction (so a pcall that
+/// catches the error meets it again at once) and raises the limit's error. [-0, +0, v]
+int lp_limit_raise(lua_State *L, int why);
+/// Raises when a limit is due. [-0, +0, v]
+static inline void lp_limit_check(lua_State *L) {
+    int why = lp_limit_due(lp_ctl_get(L));
+    if (why != LP_LIMIT_NONE) lp_limit_raise(L, why);
+}
+/// Loads a text chunk from memory in pieces, checking the limits between pieces, so that
+/// parsing a large chunk cannot outlive the call's deadline. Pushes the function or the
+/// message; returns a Lua status. [-0, +1, m]
+int lp_load_text(lua_State *L, const char *s, size_t len, const char *chunkname);
+/// Replaces the standard functions that loop in C (string.rep, table.concat/unpack/sort,
+/// load) and makes every C function of the sandbox's libraries check the limits when it is
+/// called (lp_stdlib.c). Runs inside protection. [-0, +0, e]
+void lp_open_stdlib(lua_State *L);
+/// table.concat, unpack and sort with limit checks (lp_tablib.c): lua_CFunctions.
+int lp_tab_concat(lua_State *L);
+int lp_tab_unpack(lua_State *L);
+int lp_tab_sort(lua_State *L);
+/// The sandbox's Lua part (lp_prelude.c).
+extern const char lp_prelude[];
+extern const size_t lp_prelude_len;
 
 #endif

@@ -4,6 +4,7 @@
 // inside C, where the count hook cannot reach, so a pattern like ("a?"):rep(30)..("a"):rep(30)
 // could hold a worker for hours. This matcher behaves the same and checks the call's deadline
 // and interrupt flag every few thousand steps.
+#define _GNU_SOURCE  // memmem
 #include <ctype.h>
 #include <string.h>
 #include "lp_internal.h"
@@ -25,17 +26,24 @@ typedef struct MatchState {
     struct { const char *init; ptrdiff_t len; } capture[MAXCAPTURES];
 } MatchState;
 
-static void step(MatchState *ms) {
-    if ((++ms->steps & 4095) != 0) return;
+// Charges n units of work (a character compared, a class scanned) and checks the limits
+// every 4096 units. Charging by work, not by call, matters: one call of match() can compare
+// a pattern of a million literal characters.
+static void step_n(MatchState *ms, size_t n) {
+    ms->steps += n;
+    if (ms->steps < 4096) return;
+    ms->steps = 0;
     lp_ctl *c = ms->ctl;
-    int why = LP_LIMIT_NONE;
-    if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) why = LP_LIMIT_INTERRUPT;
-    else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
+    int why = lp_limit_due(c);
     if (why == LP_LIMIT_NONE) return;
-    c->limit_hit = why;
-    luaL_error(ms->L, why == LP_LIMIT_TIME ? "timeout: the call ran past its time limit (in a pattern match)"
-                                           : "interrupted");
+    if (why == LP_LIMIT_TIME) {
+        c->limit_hit = why;
+        luaL_error(ms->L, "timeout: the call ran past its time limit (in a pattern match)");
+    }
+    lp_limit_raise(ms->L, why);
 }
+
+static void step(MatchState *ms) { step_n(ms, 1); }
 
 static const char *match(MatchState *ms, const char *s, const char *p);
 
@@ -140,7 +148,7 @@ static const char *match_balance(MatchState *ms, const char *s, const char *p) {
 static const char *max_expand(MatchState *ms, const char *s, const char *p, const char *ep) {
     ptrdiff_t i = 0;
     while (single_match(ms, s + i, p, ep)) {
-        step(ms);
+        step_n(ms, (size_t)(ep - p));
         i++;
     }
     while (i >= 0) {  // try with the longest run first, then shorter ones
@@ -157,6 +165,7 @@ static const char *min_expand(MatchState *ms, const char *s, const char *p, cons
         step(ms);
         const char *res = match(ms, s, ep + 1);
         if (res != NULL) return res;
+        step_n(ms, (size_t)(ep - p));
         if (single_match(ms, s, p, ep)) s++;
         else return NULL;
     }
@@ -183,6 +192,7 @@ static const char *end_capture(MatchState *ms, const char *s, const char *p) {
 static const char *match_capture(MatchState *ms, const char *s, int l) {
     l = check_capture(ms, l);
     size_t len = (size_t)ms->capture[l].len;
+    step_n(ms, len);
     if ((size_t)(ms->src_end - s) >= len && memcmp(ms->capture[l].init, s, len) == 0) return s + len;
     return NULL;
 }
@@ -217,6 +227,7 @@ static const char *match(MatchState *ms, const char *s, const char *p) {
                 p += 2;
                 if (*p != '[') luaL_error(ms->L, "missing '[' after '%%f' in pattern");
                 ep = class_end(ms, p);
+                step_n(ms, (size_t)(ep - p));
                 int previous = (s == ms->src_init) ? '\0' : (unsigned char)*(s - 1);
                 int current = (s < ms->src_end) ? (unsigned char)*s : '\0';
                 if (!match_bracket_class(previous, p, ep - 1) && match_bracket_class(current, p, ep - 1)) {
@@ -240,6 +251,7 @@ static const char *match(MatchState *ms, const char *s, const char *p) {
         default:
         dflt:
             ep = class_end(ms, p);
+            step_n(ms, (size_t)(ep - p));  // class_end and the match scan the class
             if (!single_match(ms, s, p, ep)) {
                 if (*ep == '*' || *ep == '?' || *ep == '-') {  // zero occurrences are fine
                     p = ep + 1;
@@ -307,19 +319,22 @@ static int no_specials(const char *p, size_t l) {
     return 1;
 }
 
-static const char *mem_find(const char *s1, size_t l1, const char *s2, size_t l2) {
+// A plain search: glibc's memmem is linear (two-way) where a naive search is O(n·m), run on
+// windows of at least 1 MiB that overlap by the needle's length, so the limits are checked
+// between windows; the overlap re-reads at most a quarter of each window.
+static const char *mem_find(lua_State *L, const char *s1, size_t l1, const char *s2, size_t l2) {
     if (l2 == 0) return s1;
     if (l2 > l1) return NULL;
-    const char *init;
-    l2--;
-    l1 = l1 - l2;
-    while (l1 > 0 && (init = (const char *)memchr(s1, *s2, l1)) != NULL) {
-        init++;
-        if (memcmp(init, s2 + 1, l2) == 0) return init - 1;
-        l1 -= (size_t)(init - s1);
-        s1 = init;
+    size_t win = l2 > (1u << 18) ? l2 * 4 : (1u << 20);
+    size_t pos = 0;
+    for (;;) {
+        size_t len = l1 - pos < win ? l1 - pos : win;
+        const char *r = memmem(s1 + pos, len, s2, l2);
+        if (r) return r;
+        if (pos + len >= l1) return NULL;
+        pos += len - (l2 - 1);
+        lp_limit_check(L);
     }
-    return NULL;
 }
 
 static size_t posrelat(lua_Integer pos, size_t len) {
@@ -353,7 +368,7 @@ static int find_aux(lua_State *L, int find) {
         return 1;
     }
     if (find && (lua_toboolean(L, 4) || no_specials(p, lp))) {
-        const char *s2 = mem_find(s + init, ls - init, p, lp);
+        const char *s2 = mem_find(L, s + init, ls - init, p, lp);
         if (s2) {
             lua_pushinteger(L, (s2 - s) + 1);
             lua_pushinteger(L, (lua_Integer)((s2 - s) + (ptrdiff_t)lp));
@@ -394,6 +409,7 @@ typedef struct GMatchState {
 } GMatchState;
 
 static int gmatch_aux(lua_State *L) {
+    lp_limit_check(L);  // a closure: lp_open_stdlib does not wrap it
     GMatchState *gm = (GMatchState *)lua_touserdata(L, lua_upvalueindex(3));
     // The state of a previous call may belong to another call's deadline: refresh.
     gm->ms.L = L;

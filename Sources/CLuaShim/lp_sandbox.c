@@ -1,13 +1,56 @@
 // The sandbox of SPEC section 2: which libraries a plugin gets, `require` below the plugin's
 // folder, `print` to the log, no finalizers, text-only `load`.
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "lp_internal.h"
+
+// Reads the module file `real` (a regular file of at most LP_MAX_SOURCE_BYTES) and loads it
+// with the deadline checked while it parses. Opening without blocking and checking the opened
+// file (not the path) keeps a FIFO from holding the call and a sparse or growing file from
+// being read whole. Pushes the chunk's function; raises on error. [-0, +1, e]
+static void load_module(lua_State *L, const char *name, const char *real, const char *chunkname) {
+    int fd = open(real, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) luaL_error(L, "module '%s': cannot open %s (%s)", name, real, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        luaL_error(L, "module '%s': %s is not a regular file", name, real);
+    }
+    if ((uint64_t)st.st_size > LP_MAX_SOURCE_BYTES) {
+        close(fd);
+        luaL_error(L, "module '%s': %s is larger than the %d MiB limit for plugin files", name, real,
+                   (int)(LP_MAX_SOURCE_BYTES >> 20));
+    }
+    // A userdata holds the bytes: the memory limit counts it and an error cannot leak it.
+    size_t cap = (size_t)st.st_size + 1;  // one more byte tells a file that grew since fstat
+    char *buf = lua_newuserdatauv(L, cap, 0);
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            luaL_error(L, "module '%s': cannot read %s (%s)", name, real, strerror(e));
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (len == cap) luaL_error(L, "module '%s': %s changed while it was read", name, real);
+    if (lp_load_text(L, buf, len, chunkname) != LUA_OK) lua_error(L);
+    lua_remove(L, -2);  // the buffer
+}
 
 // require(name): loads NAME.lua or NAME/init.lua below the plugin's folder (upvalue 1, a
 // realpath), in text mode, once; the cache is upvalue 2.
 static int lp_require(lua_State *L) {
+    lp_limit_check(L);  // a closure: lp_open_stdlib does not wrap it
     size_t n;
     const char *name = luaL_checklstring(L, 1, &n);
     const char *root = lua_tostring(L, lua_upvalueindex(1));
@@ -34,7 +77,7 @@ static int lp_require(lua_State *L) {
         if (strncmp(real, root, rootlen) != 0 || real[rootlen] != '/')
             return luaL_error(L, "module '%s' resolves outside the plugin's folder (%s)", name, real);
         lua_pushfstring(L, "@%s", path);
-        if (luaL_loadfilex(L, real, "t") != LUA_OK) return lua_error(L);
+        load_module(L, name, real, lua_tostring(L, -1));
         lua_remove(L, -2);
         lua_pushvalue(L, 1);
         lua_call(L, 1, 1);
@@ -57,112 +100,6 @@ static void refuse(lua_State *L, int table, const char *field, const char *what)
     lua_pushcclosure(L, lp_refuse, 1);
     lua_setfield(L, table, field);
 }
-
-// Runs after the libraries are open. Arguments: luapipe module, host table. Returns ctx.
-static const char lp_prelude[] =
-    "local luapipe, host = ...\n"
-    "local type, select, tostring, error, rawget = type, select, tostring, error, rawget\n"
-    "local concat = table.concat\n"
-    "local real_load, real_setmetatable = load, setmetatable\n"
-    "-- The record a call gets builds its fields as they are read (lp_lazy.c). What could tell\n"
-    "-- makes it a plain table first, so plugins never see the difference.\n"
-    "local plain = luapipe._plain\n"
-    "luapipe._plain = nil\n"
-    "local real_next, real_rawset, real_getmetatable = next, rawset, getmetatable\n"
-    "next = function(t, ...) return real_next(plain(t), ...) end\n"
-    "_ENV.rawget = function(t, ...) return rawget(plain(t), ...) end  -- the local: the real one\n"
-    "rawset = function(t, ...) return real_rawset(plain(t), ...) end\n"
-    "getmetatable = function(v) return real_getmetatable(plain(v)) end\n"
-    "load = function(chunk, name, mode, ...)\n"
-    "  if select('#', ...) > 0 then return real_load(chunk, name, 't', ...) end\n"
-    "  return real_load(chunk, name, 't')\n"
-    "end\n"
-    "setmetatable = function(t, mt)\n"
-    "  if type(t) ~= 'table' then\n"
-    "    error(\"bad argument #1 to 'setmetatable' (table expected, got \" .. type(t) .. ')', 2)\n"
-    "  end\n"
-    "  if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then\n"
-    "    error('__gc metamethods are not allowed in plugins (a finalizer cannot be interrupted)', 2)\n"
-    "  end\n"
-    "  return real_setmetatable(plain(t), mt)\n"
-    "end\n"
-    "local function log(level, ...)\n"
-    "  local n = select('#', ...)\n"
-    "  local parts = {}\n"
-    "  for i = 1, n do parts[i] = tostring((select(i, ...))) end\n"
-    "  local f = host.log\n"
-    "  if f then f(level, concat(parts, '\\t')) end\n"
-    "end\n"
-    "print = function(...) log('info', ...) end\n"
-    "-- table.move, insert and remove loop in C over a length a __len metamethod can make huge,\n"
-    "-- where the count hook cannot stop them: these versions loop in Lua, where it can.\n"
-    "function table.move(a1, f, e, t, a2)\n"
-    "  a2 = a2 == nil and a1 or a2\n"
-    "  if type(a1) ~= 'table' then error(\"bad argument #1 to 'move' (table expected)\", 2) end\n"
-    "  if type(a2) ~= 'table' then error(\"bad argument #5 to 'move' (table expected)\", 2) end\n"
-    "  f, e, t = math.tointeger(f), math.tointeger(e), math.tointeger(t)\n"
-    "  if not (f and e and t) then error(\"bad argument to 'move' (integers expected)\", 2) end\n"
-    "  if e >= f then\n"
-    "    if t > e or t <= f or a1 ~= a2 then\n"
-    "      for i = 0, e - f do a2[t + i] = a1[f + i] end\n"
-    "    else\n"
-    "      for i = e - f, 0, -1 do a2[t + i] = a1[f + i] end\n"
-    "    end\n"
-    "  end\n"
-    "  return a2\n"
-    "end\n"
-    "function table.insert(t, ...)\n"
-    "  local n = select('#', ...)\n"
-    "  if type(t) ~= 'table' then error(\"bad argument #1 to 'insert' (table expected, got \" .. type(t) .. ')', 2) end\n"
-    "  local e = #t + 1\n"
-    "  if n == 1 then t[e] = ...; return end\n"
-    "  if n ~= 2 then error(\"wrong number of arguments to 'insert'\", 2) end\n"
-    "  local pos, v = ...\n"
-    "  pos = math.tointeger(pos)\n"
-    "  if not pos or pos < 1 or pos > e then error(\"bad argument #2 to 'insert' (position out of bounds)\", 2) end\n"
-    "  for i = e, pos + 1, -1 do t[i] = t[i - 1] end\n"
-    "  t[pos] = v\n"
-    "end\n"
-    "function table.remove(t, pos)\n"
-    "  if type(t) ~= 'table' then error(\"bad argument #1 to 'remove' (table expected, got \" .. type(t) .. ')', 2) end\n"
-    "  local size = #t\n"
-    "  if pos == nil then pos = size else\n"
-    "    pos = math.tointeger(pos)\n"
-    "    if not pos or (size + 1 ~= pos and (pos < 1 or pos > size + 1)) then\n"
-    "      if size ~= 0 or (pos ~= 0 and pos ~= size) then error(\"bad argument #2 to 'remove' (position out of bounds)\", 2) end\n"
-    "    end\n"
-    "  end\n"
-    "  local v = t[pos]\n"
-    "  for i = pos, size - 1 do t[i] = t[i + 1] end\n"
-    "  if pos <= size then t[size] = nil end\n"
-    "  return v\n"
-    "end\n"
-    "-- An error raised by the limit hook runs message handlers with hooks off (Lua disables\n"
-    "-- hooks while one runs), so a plugin's handler must not run once a limit is broken.\n"
-    "local real_xpcall, limit_hit = xpcall, luapipe._limit_hit\n"
-    "luapipe._limit_hit = nil\n"
-    "xpcall = function(f, handler, ...)\n"
-    "  return real_xpcall(f, function(m)\n"
-    "    if limit_hit() then return m end\n"
-    "    return handler(m)\n"
-    "  end, ...)\n"
-    "end\n"
-    "local shared = {}\n"
-    "function shared:get(k) return host.shared_get(k) end\n"
-    "function shared:set(k, v) return host.shared_set(k, v) end\n"
-    "function shared:incr(k, n) return host.shared_incr(k, n) end\n"
-    "function shared:delete(k) return host.shared_delete(k) end\n"
-    "function shared:keys() return host.shared_keys() end\n"
-    "local emit = luapipe._emit\n"
-    "luapipe._emit = nil\n"
-    "local ctx = {\n"
-    "  emit = emit, shared = shared, config = luapipe.object(), plugin = {}, record_number = 0,\n"
-    "  log = {\n"
-    "    debug = function(...) log('debug', ...) end, info = function(...) log('info', ...) end,\n"
-    "    warn = function(...) log('warn', ...) end, error = function(...) log('error', ...) end,\n"
-    "  },\n"
-    "}\n"
-    "return host, ctx\n";
 
 // [opts] -> [host, ctx]
 static int lp_sandbox_main(lua_State *L) {
@@ -230,7 +167,9 @@ static int lp_sandbox_main(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, g, "luapipe");
     int m = lua_gettop(L);
-    if (luaL_loadbufferx(L, lp_prelude, sizeof lp_prelude - 1, "=luapipe.prelude", "t") != LUA_OK)
+    // Deadline-aware replacements and entry checks for every library function (lp_stdlib.c).
+    lp_open_stdlib(L);
+    if (luaL_loadbufferx(L, lp_prelude, lp_prelude_len, "=luapipe.prelude", "t") != LUA_OK)
         return lua_error(L);
     lua_pushvalue(L, m);
     lua_newtable(L);

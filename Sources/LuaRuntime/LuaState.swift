@@ -172,23 +172,51 @@ public final class LuaState {
 
     /// Runs a plugin file and keeps what it returns.
     public func load(file path: String, timeout: Duration? = nil) throws(LuaError) -> LuaRef {
-        guard let bytes = Self.readFile(path) else {
-            throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
-        }
+        let bytes = try Self.readSource(path)
         return try load(bytes, chunkName: "@" + path, timeout: timeout)
     }
 
-    public static func readFile(_ path: String) -> [UInt8]? {
-        guard let f = fopen(path, "rb") else { return nil }
-        defer { fclose(f) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n > 0 { out.append(contentsOf: buf[0..<n]) }
-            if n < buf.count { break }
+    /// The largest plugin file luapipe reads; `require` has the same limit (LP_MAX_SOURCE_BYTES).
+    public static let maxSourceBytes = 16 << 20
+
+    /// Reads a plugin file: a regular file of at most `maxSourceBytes`. It is opened without
+    /// blocking (a FIFO would hold the thread for ever) and checked once open (a path checked
+    /// before could be swapped), and never read past the limit (a sparse file can be huge).
+    public static func readSource(_ path: String) throws(LuaError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
         }
-        return ferror(f) != 0 ? nil : out
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw LuaError(.file, "\(path): not a regular file (plugin files must be regular files)")
+        }
+        guard st.st_size <= maxSourceBytes else {
+            throw LuaError(.file, "\(path): larger than the \(maxSourceBytes >> 20) MiB limit for plugin files")
+        }
+        // One byte more than fstat said tells a file that grew since.
+        var out = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
+        var len = 0
+        while len < out.count {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + len, $0.count - len) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { break }
+            len += n
+        }
+        guard len < out.count else {
+            throw LuaError(.file, "\(path): the file changed while it was read")
+        }
+        out.removeSubrange(len...)
+        return out
+    }
+
+    /// `readSource` for callers that only need the bytes (tests, tools): nil on any failure.
+    public static func readFile(_ path: String) -> [UInt8]? {
+        try? readSource(path)
     }
 
     public func release(_ ref: LuaRef) { lp_unref(L, ref.raw) }
