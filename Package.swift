@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "LuaPipeCore", targets: ["LuaPipeCore"]),
         .library(name: "LuaPipeTesting", targets: ["LuaPipeTesting"]),
         .library(name: "LuaPipeCLI", targets: ["LuaPipeCLI"]),
+        .library(name: "LuaPipeHTTP", targets: ["LuaPipeHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -17,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -44,10 +46,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // HTTP for plugins (the `http` built-in, luapipe.http.request) in a target of its own,
+        // so the library users import does not pull in SwiftNIO.
+        .target(
+            name: "LuaPipeHTTP",
+            dependencies: ["LuaPipe", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         .target(
             name: "LuaPipeCLI",
             dependencies: [
-                "LuaPipe",
+                "LuaPipe", "LuaPipeHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

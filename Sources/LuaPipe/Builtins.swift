@@ -27,7 +27,7 @@ enum Builtins {
 }
 
 /// A config error: names the plugin's config key and says what is expected.
-func configError(_ plugin: String, _ key: String, _ expected: String) -> PipelineError {
+public func configError(_ plugin: String, _ key: String, _ expected: String) -> PipelineError {
     PipelineError(.manifest, "config.\(key): \(expected) (plugin '\(plugin)')")
 }
 

@@ -21,6 +21,9 @@ public struct Manifest: Sendable {
         public var allow: [String] = []
         public var memoryMb = 256
         public var instances: Int?
+        public var concurrency = 64
+        /// "host:port" pairs HTTP requests may go to; nil: any host.
+        public var httpHosts: [String]?
         public var enabled = true
 
         /// "plugins[2] (mask)" for messages.
@@ -37,7 +40,7 @@ public struct Manifest: Sendable {
 
     static let topKeys = ["api", "plugin_paths", "dead_letter", "on_input_error", "plugins"]
     static let entryKeys = ["use", "id", "config", "when", "timeout_ms", "on_error", "max_errors", "after", "before",
-                            "tick_ms", "allow", "memory_mb", "instances", "enabled"]
+                            "tick_ms", "allow", "memory_mb", "instances", "concurrency", "http_hosts", "enabled"]
 
     public static func load(path: String) throws(PipelineError) -> Manifest {
         guard let bytes = FileIO.readAll(path) else {
@@ -223,11 +226,18 @@ private struct Parser {
             case "tick_ms": e.tickMs = try int(v, label, key, range: Ranges.milliseconds)
             case "allow":
                 e.allow = try strings(v, label, key)
-                for a in e.allow where a != "io" && a != "os" {
-                    throw error(v, label, "`allow` takes io and os only (got '\(a)')")
+                for a in e.allow where !["io", "os", "http"].contains(a) {
+                    throw error(v, label, "`allow` takes io, os and http only (got '\(a)')")
                 }
             case "memory_mb": e.memoryMb = try int(v, label, key, range: Ranges.memoryMb)
             case "instances": e.instances = try int(v, label, key, range: Ranges.workers)
+            case "concurrency": e.concurrency = try int(v, label, key, range: Ranges.concurrency)
+            case "http_hosts":
+                let hosts = try strings(v, label, key)
+                for h in hosts where HTTPRequest.hostPort("http://" + h) != h.lowercased() || !h.contains(":") {
+                    throw error(v, label, "`http_hosts` takes host:port pairs, such as 127.0.0.1:8080 (got '\(h)')")
+                }
+                e.httpHosts = hosts.map { $0.lowercased() }
             case "enabled": e.enabled = try bool(v, label, key)
             default:
                 throw error(k, label, "unknown key '\(key)'\(suggest(key, Manifest.entryKeys)); an entry takes \(Manifest.entryKeys.joined(separator: ", "))")

@@ -165,10 +165,11 @@ public struct PipelineBuilder: Sendable {
             let info = PluginInfo(id: r.id, name: r.name, version: r.version)
             let pool = self.pool
             let hotReload = options.hotReload
-            let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: pool.workers[0])
+            let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: pool.workers[0],
+                                                 httpHosts: e.httpHosts.map(Set.init), http: registry.http)
             var spec = StageSpec(info: info, kind: r.kind, config: e.config, instances: r.instances, onError: e.onError,
                                  maxErrors: e.maxErrors, tick: r.tickMs.map { .milliseconds($0) },
-                                 limits: CallLimits(timeout: timeout)) { k, ctx in
+                                 limits: CallLimits(timeout: timeout, concurrency: e.concurrency)) { k, ctx in
                 // Instance k of every parallel entry on worker k: consecutive entries then share
                 // threads, and the pipeline runs them as one stage (one hop per batch).
                 let worker = r.instances > 1 ? pool.workers[k % pool.workers.count] : pool.next()

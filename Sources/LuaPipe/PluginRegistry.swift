@@ -8,7 +8,24 @@ public final class PluginRegistry: Sendable {
         public var baseDirectory: String
         /// A worker thread for blocking work (file reads in setup, sync plugins).
         public var worker: WorkerThread
+        /// The entry's `http_hosts` ("host:port"), nil when it has none.
+        public var httpHosts: Set<String>?
+        /// The run's HTTP client, when the program has one (`LuaPipeHTTP`).
+        public var http: (any HTTPService)?
+
+        public init(baseDirectory: String, worker: WorkerThread, httpHosts: Set<String>? = nil, http: (any HTTPService)? = nil) {
+            self.baseDirectory = baseDirectory
+            self.worker = worker
+            self.httpHosts = httpHosts
+            self.http = http
+        }
     }
+
+    /// An async function a host program offers to plugins: Lua calls it as
+    /// `ctx.call(name, args)` (the call waits without holding its thread), Swift plugins
+    /// through `PluginRegistry.function`. What it throws reaches Lua as an error with its
+    /// message; cancellation (the caller's deadline) arrives as task cancellation.
+    public typealias HostFunction = @Sendable (_ args: Value, _ context: PluginContext) async throws -> Value
 
     /// A plugin instance made by a factory: async plugins run on Swift concurrency, sync ones
     /// on the instance's worker thread.
@@ -46,6 +63,24 @@ public final class PluginRegistry: Sendable {
     }
 
     private let entries = Locked<[String: Entry]>([:])
+    private let functions = Locked<[String: HostFunction]>([:])
+    private let httpService = Locked<(any HTTPService)?>(nil)
+
+    /// The HTTP client plugins use (`luapipe.http.request`, the `http` built-in), if any.
+    public var http: (any HTTPService)? {
+        get { httpService.withLock { $0 } }
+        set { httpService.withLock { $0 = newValue } }
+    }
+
+    /// Offers `function` to plugins under `name` (`ctx.call(name, args)` in Lua).
+    public func registerFunction(_ name: String, _ function: @escaping HostFunction) {
+        functions.withLock { $0[name] = function }
+    }
+
+    public func function(_ name: String) -> HostFunction? { functions.withLock { $0[name] } }
+
+    /// Every registered host function, by name.
+    public var allFunctions: [String: HostFunction] { functions.withLock { $0 } }
 
     public init(builtins: Bool = true) {
         if builtins { Builtins.register(in: self) }

@@ -4,6 +4,8 @@
 public enum Ranges {
     /// `--workers` and `instances`.
     public static let workers = 1...256
+    /// `concurrency`: records one instance may have in flight at once.
+    public static let concurrency = 1...100_000
     /// `--batch-size`: the most records one batch holds.
     public static let batchSize = 1...65_536
     /// `timeout_ms` and `tick_ms`: up to a day.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import LuaPipe
 import LuaPipeCore
+import LuaPipeHTTP
 
 /// The `luapipe` command line as a library: a Swift program that registers its own native
 /// plugins runs the same CLI with them available to manifests.
@@ -37,6 +38,7 @@ public enum LuaPipeCLI {
     /// The built-in plugins and every registered native plugin.
     static func registry() -> PluginRegistry {
         let registry = PluginRegistry()
+        HTTPPlugins.register(in: registry)
         for register in registrations.withLock({ $0 }) { register(registry) }
         return registry
     }

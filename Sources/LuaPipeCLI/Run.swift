@@ -2,6 +2,7 @@ import ArgumentParser
 import Synchronization
 import LuaPipe
 import LuaPipeCore
+import LuaPipeHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -53,8 +54,23 @@ struct Run: AsyncParsableCommand {
             pool.shutdown()
             io.shutdown()
         }
+        // One HTTP client for the run, its pool as large as the largest `concurrency`, shut
+        // down when the run is over, however it ends.
+        let registry = LuaPipeCLI.registry()
+        let http = HTTPClientService(connectionsPerHost: m.entries.map(\.concurrency).max() ?? 64)
+        registry.http = http
+        do {
+            try await run(m, registry, pool, io)
+        } catch {
+            await http.shutdown()
+            throw error
+        }
+        await http.shutdown()
+    }
+
+    private func run(_ m: Manifest, _ registry: PluginRegistry, _ pool: WorkerPool, _ io: WorkerPool) async throws {
         let builder = PipelineBuilder(
-            manifest: m, registry: LuaPipeCLI.registry(),
+            manifest: m, registry: registry,
             options: .init(workers: workers, deadLetter: deadLetter.map { FileIO.absolute($0) },
                            onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:)),
                            hotReload: watch ? HotReload() : nil),

@@ -50,10 +50,18 @@ public struct CallLimits: Sendable {
     public var stop: StopFlag?
     /// Where calls charge what they hand over to the host budget, for the stage to settle.
     public var ledger: Ledger?
-    public init(timeout: Duration = .seconds(10), stop: StopFlag? = nil, ledger: Ledger? = nil) {
+    /// The most records one instance may have in flight at once (the manifest's
+    /// `concurrency`): calls that wait (Lua waits, a `ConcurrentPlugin`) overlap up to it.
+    public var concurrency: Int
+    /// Where an instance reports how many records it had in flight and how long they waited.
+    public var metrics: CallMetrics?
+    public init(timeout: Duration = .seconds(10), stop: StopFlag? = nil, ledger: Ledger? = nil,
+                concurrency: Int = 64, metrics: CallMetrics? = nil) {
         self.timeout = timeout
         self.stop = stop
         self.ledger = ledger
+        self.concurrency = max(1, concurrency)
+        self.metrics = metrics
     }
 
     /// True once the run is halting (a signal, a closed output): calls not yet made are not.
@@ -75,6 +83,60 @@ public final class Ledger: Sendable {
     }
 
     public var total: Int { charged.withLock { $0 } }
+}
+
+/// Records in flight and time spent waiting, reported by an instance while a batch runs.
+public final class CallMetrics: Sendable {
+    private let state = Locked<(inFlightMax: Int, waitNanos: UInt64)>((0, 0))
+    public init() {}
+    public func inFlight(_ n: Int) { state.withLock { $0.inFlightMax = max($0.inFlightMax, n) } }
+    public func waited(_ nanos: UInt64) { state.withLock { $0.waitNanos += nanos } }
+    public var inFlightMax: Int { state.withLock { $0.inFlightMax } }
+    public var waitNanos: UInt64 { state.withLock { $0.waitNanos } }
+}
+
+/// An async plugin whose `process` may run for several records at once: up to the manifest's
+/// `concurrency` (default 64) per instance, each call with a context of its own
+/// (`context.recordNumber` and `context.emit` are the call's). Use it for plugins that wait
+/// on services. A plain `Plugin` keeps one call at a time, so its state needs no locks.
+/// - Important: the type must be safe to call from several tasks at once.
+public protocol ConcurrentPlugin: Plugin, Sendable {}
+
+extension ConcurrentPlugin {
+    /// Runs the batch's calls with at most `limits.concurrency` in flight; results come back
+    /// in input order, whatever finishes first.
+    public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        await withTaskGroup(of: (Int, ItemResult).self) { group in
+            var results = [ItemResult?](repeating: nil, count: items.count)
+            var next = 0, running = 0
+            func fill() {
+                while next < items.count, running < limits.concurrency {
+                    let (i, item) = (next, items[next])
+                    next += 1
+                    if limits.stopping {
+                        results[i] = .abandoned
+                        continue
+                    }
+                    running += 1
+                    let call = context.forCall(recordNumber: item.number)
+                    group.addTask {
+                        let started = ContinuousClock.now
+                        let r = await self.processOne(item, call, limits)
+                        limits.metrics?.waited((ContinuousClock.now - started).nanoseconds)
+                        return (i, r)
+                    }
+                }
+                limits.metrics?.inFlight(running)
+            }
+            fill()
+            while let (i, r) = await group.next() {
+                results[i] = r
+                running -= 1
+                fill()
+            }
+            return results.map { $0 ?? .abandoned }
+        }
+    }
 }
 
 /// What one record's call produced.

@@ -37,6 +37,22 @@ public final class PluginContext: Sendable {
         self.logger = l
     }
 
+    /// A context for one call of a plugin that runs several calls at once (`ConcurrentPlugin`):
+    /// the same config, log, shared store and budget, its own record number and emits.
+    public func forCall(recordNumber: Int) -> PluginContext {
+        let c = PluginContext(self)
+        c.begin(recordNumber: recordNumber)
+        return c
+    }
+
+    private init(_ parent: PluginContext) {
+        info = parent.info
+        config = parent.config
+        shared = parent.shared
+        logger = parent.logger
+        budget = parent.budget
+    }
+
     /// 1-based number of the input record the current call stems from (0 in tick/flush).
     public var recordNumber: Int { state.withLock { $0.recordNumber } }
 

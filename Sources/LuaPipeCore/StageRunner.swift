@@ -152,9 +152,10 @@ struct StageRunner {
 
     // MARK: One entry
 
-    private func dispatch(_ items: [Item], _ ledger: Ledger) async -> [ItemResult] {
+    private func dispatch(_ items: [Item], _ ledger: Ledger, _ metrics: CallMetrics) async -> [ItemResult] {
         let (spec, instances) = (members[0].spec, members[0].instances)
-        let limits = CallLimits(timeout: spec.limits.timeout, stop: run.stop, ledger: ledger)
+        let limits = CallLimits(timeout: spec.limits.timeout, stop: run.stop, ledger: ledger,
+                                concurrency: spec.limits.concurrency, metrics: metrics)
         if instances.count == 1 || items.count == 1 {
             let i = instances[0]
             return await tracer.span("process", plugin: spec.info.id, track: i.track, records: items.count) {
@@ -218,9 +219,12 @@ struct StageRunner {
         }
         let selected = mask.map { m in zip(items, m).filter(\.1).map(\.0) } ?? items
         let started = ContinuousClock.now
-        let results = selected.isEmpty ? [] : await dispatch(selected, ledger)
+        let metrics = CallMetrics()
+        let results = selected.isEmpty ? [] : await dispatch(selected, ledger, metrics)
         let calls = results.reduce(0) { n, r in if case .abandoned = r { n } else { n + 1 } }
         members[0].stats.recordCalls(calls, nanos: (ContinuousClock.now - started).nanoseconds)
+        members[0].stats.inFlightMax = max(members[0].stats.inFlightMax, metrics.inFlightMax, calls > 0 ? 1 : 0)
+        members[0].stats.waitNanos += metrics.waitNanos
         await finish(0, Applied(members[0].spec, items, mask: mask, results: results, errorsBefore: members[0].stats.errors),
                      settling: inBytes, ledger)
     }

@@ -11,6 +11,11 @@ public struct PluginStats: Sendable {
     public var emitted = 0
     public var disabled = false
     public var totalNanos: UInt64 = 0
+    /// The most records one instance had in flight at once.
+    public var inFlightMax = 0
+    /// Time records spent waiting (on services, timers, host functions), summed over records:
+    /// it may exceed the run's elapsed time.
+    public var waitNanos: UInt64 = 0
     /// Per-record call latency in microseconds (batched calls count their mean per record).
     public var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .two)
 
@@ -66,6 +71,7 @@ public struct RunStats: Sendable {
                     "errors": .int(Int64(p.errors)), "timeouts": .int(Int64(p.timeouts)),
                     "dropped": .int(Int64(p.dropped)), "emitted": .int(Int64(p.emitted)),
                     "disabled": .bool(p.disabled), "total_ms": .double((p.totalMilliseconds * 1000).rounded() / 1000),
+                    "in_flight_max": .int(Int64(p.inFlightMax)), "wait_ms": .double((Double(p.waitNanos) / 1e3).rounded() / 1000),
                     "p50_us": .int(Int64(p.p50Microseconds)), "p99_us": .int(Int64(p.p99Microseconds)),
                 ]))
             }),
@@ -81,12 +87,14 @@ public struct RunStats: Sendable {
         ]
         let idWidth = max(6, plugins.map(\.id.count).max() ?? 0)
         lines.append(pad("plugin", idWidth) + "  " + pad("kind", 10) + lpad("calls", 9) + lpad("errors", 8) + lpad("timeouts", 9)
-            + lpad("dropped", 9) + lpad("emitted", 9) + lpad("total ms", 10) + lpad("p50 µs", 8) + lpad("p99 µs", 8) + "  disabled")
+            + lpad("dropped", 9) + lpad("emitted", 9) + lpad("total ms", 10) + lpad("p50 µs", 8) + lpad("p99 µs", 8)
+            + lpad("in flight", 10) + lpad("wait ms", 10) + "  disabled")
         for p in plugins {
             lines.append(pad(p.id, idWidth) + "  " + pad(p.kind, 10) + lpad("\(p.calls)", 9) + lpad("\(p.errors)", 8)
                 + lpad("\(p.timeouts)", 9) + lpad("\(p.dropped)", 9) + lpad("\(p.emitted)", 9)
                 + lpad(String(format1: p.totalMilliseconds), 10) + lpad("\(p.p50Microseconds)", 8)
-                + lpad("\(p.p99Microseconds)", 8) + "  " + (p.disabled ? "yes" : "no"))
+                + lpad("\(p.p99Microseconds)", 8) + lpad("\(p.inFlightMax)", 10)
+                + lpad(String(format1: Double(p.waitNanos) / 1e6), 10) + "  " + (p.disabled ? "yes" : "no"))
         }
         return lines.joined(separator: "\n")
     }

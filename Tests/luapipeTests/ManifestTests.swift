@@ -22,7 +22,7 @@ struct ManifestTests {
         ("api: 1\nplugins:\n  - use: upper\n    timeout_ms: soon\n", "`timeout_ms` must be a whole number"),
         ("api: 1\nplugins:\n  - use: upper\n    on_error: retry\n", "`on_error` must be one of fail, skip, drop, dead-letter"),
         ("api: 1\nplugins:\n  - use: lifecycle\n    instances: 2\n", "needs a parallel plugin"),
-        ("api: 1\nplugins:\n  - use: upper\n    allow: [net]\n", "`allow` takes io and os only"),
+        ("api: 1\nplugins:\n  - use: upper\n    allow: [net]\n", "`allow` takes io, os and http only"),
         ("api: 1\nplugns: []\n", "unknown key 'plugns'; did you mean 'plugins'?"),
         ("api: 1\nplugins:\n  - use: upper\n    after: [ghost]\n", "no entry has the id 'ghost'"),
         ("api: 1\nplugins:\n  - id: x\n", "missing `use`"),
