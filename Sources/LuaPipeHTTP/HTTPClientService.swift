@@ -18,6 +18,10 @@ public final class HTTPClientService: HTTPService {
         config.redirectConfiguration = .disallow
         config.connectionPool = .init(idleTimeout: .seconds(60),
                                       concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, connectionsPerHost))
+        // A refused connection is an error now, not retried until the deadline: the callers
+        // retry on their own terms (the http built-in's `retries`, a Lua plugin's pcall).
+        config.connectionPool.retryConnectionEstablishment = false
+        config.timeout.connect = .seconds(10)
         config.decompression = .disabled
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
