@@ -5,7 +5,22 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include "lp_json.h"
+
+uint64_t lp_hash_seed = 0x2545F4914F6CDD1Dull;
+
+__attribute__((constructor)) static void lp_hash_seed_init(void) {
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 32);
+    }
+    lp_hash_seed = seed;
+}
 
 enum { T_NULL = 0, T_FALSE = 1, T_TRUE = 2, T_INT = 3, T_DOUBLE = 4, T_STRING = 5, T_ARRAY = 6, T_OBJECT = 7 };
 #define MAX_DEPTH 512
@@ -13,7 +28,16 @@ enum { T_NULL = 0, T_FALSE = 1, T_TRUE = 2, T_INT = 3, T_DOUBLE = 4, T_STRING = 
 typedef struct parser {
     const uint8_t *p, *end;
     uint8_t *out, *o;
+    uint8_t *oend;  // the output's end: a value needs at most 9 bytes, a string 4 + its text's
+    int full;       // the output ran out (not a syntax error)
 } parser;
+
+// Room for n more output bytes? (Past the bound, never false: one compare per value or run.)
+static inline int room(parser *s, size_t n) {
+    if ((size_t)(s->oend - s->o) >= n) return 1;
+    s->full = 1;
+    return 0;
+}
 
 static inline void skip_space(parser *s) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
@@ -24,6 +48,7 @@ static inline void put32(uint8_t *at, uint32_t v) { memcpy(at, &v, 4); }
 static int value(parser *s, int depth);
 
 static int utf8_seq(parser *s) {
+    if (!room(s, 4)) return -1;
     uint8_t c = *s->p;
     int need; uint32_t cp;
     if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
@@ -74,6 +99,7 @@ static void put_scalar(parser *s, uint32_t cp) {
 }
 
 static int escape(parser *s) {
+    if (!room(s, 4)) return -1;
     s->p++;
     if (s->p >= s->end) return -1;
     uint8_t c = *s->p++;
@@ -106,6 +132,7 @@ static int escape(parser *s) {
 
 // At the opening quote: writes u32 length + bytes.
 static int string(parser *s) {
+    if (!room(s, 4)) return -1;
     s->p++;
     uint8_t *len_at = s->o;
     s->o += 4;
@@ -114,6 +141,7 @@ static int string(parser *s) {
         const uint8_t *q = s->p;
         while (q < s->end && *q != '"' && *q != '\\' && *q >= 0x20 && *q < 0x80) q++;
         if (q > s->p) {
+            if (!room(s, (size_t)(q - s->p))) return -1;
             memcpy(s->o, s->p, (size_t)(q - s->p));
             s->o += q - s->p;
             s->p = q;
@@ -355,7 +383,7 @@ done:
 }
 
 static int value(parser *s, int depth) {
-    if (s->p >= s->end) return -1;
+    if (s->p >= s->end || !room(s, 9)) return -1;
     switch (*s->p) {
     case '{': return object(s, depth + 1);
     case '[': return array(s, depth + 1);
@@ -369,14 +397,18 @@ static int value(parser *s, int depth) {
     }
 }
 
-long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
-    parser s = { p, p + n, out, out };
+long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, int record_only) {
+    parser s = { p, p + n, out, out, out + cap, 0 };
     skip_space(&s);
     if (s.p >= s.end || (record_only && *s.p != '{')) return -1;
-    if (value(&s, 0)) return -1;
+    if (value(&s, 0)) return s.full ? LP_JSON_FULL : -1;
     skip_space(&s);
     if (s.p != s.end) return -1;
     return (long)(s.o - s.out);
+}
+
+long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
+    return lp_json_parse_into(p, n, out, lp_json_tape_bound(n), record_only);
 }
 
 // Each thread's buffers, freed when the thread ends (a pthread key's destructor: plain
@@ -521,6 +553,53 @@ size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out) {
     if (len == 0) return 0;
     const uint8_t *p = tape;
     return (size_t)(write_value(out, &p) - out);
+}
+
+static size_t string_size(const uint8_t *s, uint32_t n) {
+    size_t size = 2 + n;
+    for (uint32_t k = 0; k < n; k++) {
+        uint8_t c = s[k];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        size += (c == '"' || c == '\\' || c == 10 || c == 13 || c == 9 || c == 8 || c == 12) ? 1 : 5;
+    }
+    return size;
+}
+
+static size_t value_size(const uint8_t **pp) {
+    const uint8_t *p = *pp;
+    uint8_t tag = *p++;
+    uint32_t n;
+    size_t size = 0;
+    switch (tag) {
+    case T_NULL: case T_TRUE: size = 4; break;
+    case T_FALSE: size = 5; break;
+    case T_INT: { int64_t v; memcpy(&v, p, 8); p += 8; uint8_t tmp[24]; size = (size_t)(write_int(tmp, v) - tmp); break; }
+    case T_DOUBLE: { double d; memcpy(&d, p, 8); p += 8; uint8_t tmp[40]; size = (size_t)format_double(d, tmp); break; }
+    case T_STRING: memcpy(&n, p, 4); p += 4; size = string_size(p, n); p += n; break;
+    case T_ARRAY:
+        memcpy(&n, p, 4); p += 8;
+        size = 2 + (n ? n - 1 : 0);
+        for (uint32_t k = 0; k < n; k++) size += value_size(&p);
+        break;
+    case T_OBJECT:
+        memcpy(&n, p, 4); p += 8;
+        size = 2 + (n ? n - 1 : 0) + n;  // braces, commas, colons
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t kn; memcpy(&kn, p, 4); p += 4;
+            size += string_size(p, kn); p += kn;
+            size += value_size(&p);
+        }
+        break;
+    default: break;
+    }
+    *pp = p;
+    return size;
+}
+
+size_t lp_json_text_size(const uint8_t *tape, size_t len) {
+    if (len == 0) return 0;
+    const uint8_t *p = tape;
+    return value_size(&p);
 }
 
 const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len) {
