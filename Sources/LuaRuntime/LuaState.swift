@@ -261,7 +261,7 @@ public final class LuaState {
             return nil
         }
         var buf = lp_buf()
-        defer { lp_buf_free(&buf) }
+        defer { lp_buf_release(L, &buf) }  // it was counted in the state's memory as it grew
         let status = lp_to_tape(L, -1, &buf)
         if status != LUA_OK {
             let e = error(status: status)
@@ -344,6 +344,7 @@ public final class LuaState {
             call.pointee.arg_len = 0
             status = lp_run(L, call)
         }
+        defer { lp_call_trim(L, call) }  // after the results are copied, also after an error
         if status != LUA_OK { throw error(status: status) }
         var outcome = Outcome(result: .none, output: nil, emits: [])
         switch Int(call.pointee.result) {
