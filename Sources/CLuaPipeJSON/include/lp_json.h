@@ -54,6 +54,11 @@ static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
 /// accepted (the Swift reader then reports why).
 long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only);
 
+/// Among `n` key entries (u32 length, bytes) at base + at[i], in text order: the number of the
+/// first that repeats an earlier one, -1 when none does, -2 when out of memory. Sorts the
+/// keys' hashes (radix): O(n) memory and time (the JSON readers' check for objects of many keys).
+long lp_json_first_duplicate(const uint8_t *base, const uint32_t *at, size_t n);
+
 /// The same into `out` of `cap` bytes, which may be less than the bound: returns
 /// LP_JSON_FULL when the tape would not fit (luapipe.json.decode bounds it by the memory
 /// limit), -1 when the text is not accepted.
