@@ -84,9 +84,12 @@ static size_t host_budget(lua_State *L, const lp_buf *b) {
 static void host_returned(lua_State *L, int rc, lp_buf *b, const char *prefix) {
     lp_buf_charge(L, b);
     if (rc == LP_HOST_OK) return;
+    // The value it was given is done with: room for the error, and nothing large kept.
     if (rc == LP_HOST_MEMORY) {
         lp_ctl_get(L)->limit_hit = LP_LIMIT_MEMORY;
-        lp_buf_release(L, &scratch_of(L)->a);  // the value it was given: room for the error
+        lp_buf_release(L, &scratch_of(L)->a);
+    } else {
+        trim(L, &scratch_of(L)->a);
     }
     luaL_where(L, 1);
     lua_pushstring(L, prefix);

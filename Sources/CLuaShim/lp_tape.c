@@ -323,6 +323,7 @@ static inline void wput8(lua_State *L, writer *w, uint8_t v) { wput(L, w, &v, 1)
 static inline void wput32(lua_State *L, writer *w, uint32_t v) { wput(L, w, &v, 4); }
 
 static void fail(lua_State *L, writer *w, int depth, const char *fmt, const char *detail) {
+    if (w->out->cap > LP_BUF_KEEP) lp_buf_release(L, w->out);  // half a value is of no use
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, w->what);

@@ -344,7 +344,10 @@ public final class LuaState {
             call.pointee.arg_len = 0
             status = lp_run(L, call)
         }
-        defer { lp_call_trim(L, call) }  // after the results are copied, also after an error
+        // After the results are copied: buffers past 1 MiB go (the scratch buffers trim
+        // themselves after each use; a failed call may have left one large).
+        let trim = status != LUA_OK || call.pointee.out.cap > Int(LP_BUF_KEEP) || call.pointee.emits.cap > Int(LP_BUF_KEEP)
+        defer { if trim { lp_call_trim(L, call) } }
         if status != LUA_OK { throw error(status: status) }
         var outcome = Outcome(result: .none, output: nil, emits: [])
         switch Int(call.pointee.result) {
