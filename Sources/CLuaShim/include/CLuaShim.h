@@ -42,7 +42,8 @@ typedef struct lp_buf {
 /// Frees the buffer without touching any state's memory count: for buffers never charged,
 /// or ones whose state is being closed.
 void lp_buf_free(lp_buf *b);
-/// Grows without charging (Swift host functions; C charges what they added afterwards).
+/// Grows to exactly len + extra, without charging (Swift host functions, which write one
+/// result they measured against their budget; C charges what they added afterwards).
 int lp_buf_reserve(lp_buf *b, size_t extra);
 /// Frees the buffer and takes what it was charged off the state's memory count. [-0, +0, -]
 void lp_buf_release(lua_State *L, lp_buf *b);
