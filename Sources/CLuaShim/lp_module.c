@@ -113,7 +113,7 @@ static int lp_emit(lua_State *L) {
     if (lp_buf_try_grow(L, &c->call->emits, s->a.len) != 0) {
         size_t need = c->call->emits.len + s->a.len;
         lp_buf_release(L, &s->a);  // the records emitted before stay
-        return lp_memory_error(L, "the emitted records", need);
+        return lp_memory_error(L, "the buffer of emitted records", need);
     }
     lp_buf_put(L, &c->call->emits, s->a.data, s->a.len);
     c->call->emit_count++;
@@ -151,9 +151,9 @@ static int lp_json_decode(lua_State *L) {
     lp_buf_grow(L, &sc->a, cap, "luapipe.json.decode's value");
     long r = lp_json_parse_into((const uint8_t *)s, n, sc->a.data, sc->a.cap, 0);
     if (r == LP_JSON_FULL) {
-        size_t cap = sc->a.cap;
+        size_t tried = sc->a.cap;
         lp_buf_release(L, &sc->a);
-        return lp_memory_error(L, "luapipe.json.decode's value", cap);
+        return lp_memory_error(L, "luapipe.json.decode's value", tried);
     }
     if (r < 0) {
         int rc = lp_decode_fn((const uint8_t *)s, n, host_budget(L, &sc->b), &sc->b);
