@@ -69,7 +69,8 @@ static void put_scalar(parser *s, uint32_t cp) {
 
 static inline int is_digit(const parser *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
 
-static int number(parser *s) {
+// Inlined into both copies of value() (lp_json_parser.h), as it was into the one before.
+static inline __attribute__((always_inline)) int number(parser *s) {
     const uint8_t *start = s->p;
     int negative = 0, overflow = 0, is_float = 0;
     if (*s->p == '-') { negative = 1; s->p++; }

@@ -303,20 +303,25 @@ typedef struct writer {
     lp_buf *out;
     const char *what;      // prefixes errors: "returned record: field 'a': ..."
     const char *mem_what;  // names the value in a memory error
-    int order;             // stack index of the order table, 0: none
+    int no_order;          // the order table does not exist (yet): no table has an order
     const lp_ctl *ctl;     // for the metatables' addresses
     const void *seen[LP_MAX_DEPTH + 2];
     path_item path[LP_MAX_DEPTH + 2];
 } writer;
 
-// Appends to the writer's buffer: a compare and a copy; growth (and the memory limit) out of line.
-static inline void wput(lua_State *L, writer *w, const void *p, size_t n) {
+// The writer's slow path: growth within the memory limit, or the memory error.
+static __attribute__((noinline)) void wgrow(lua_State *L, writer *w, size_t n) {
     lp_buf *b = w->out;
-    if (n > b->cap - b->len && lp_buf_try_grow(L, b, n) != 0) {
-        size_t need = b->len + n;
-        lp_buf_release(L, b);  // half a value is of no use: room for the error and its traceback
-        lp_memory_error(L, w->mem_what, need);
-    }
+    if (lp_buf_try_grow(L, b, n) == 0) return;
+    size_t need = b->len + n;
+    lp_buf_release(L, b);  // half a value is of no use: room for the error and its traceback
+    lp_memory_error(L, w->mem_what, need);
+}
+
+// Appends to the writer's buffer: a compare and a copy; growth (and the memory limit) out of line.
+static inline __attribute__((always_inline)) void wput(lua_State *L, writer *w, const void *p, size_t n) {
+    lp_buf *b = w->out;
+    if (n > b->cap - b->len) wgrow(L, w, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
@@ -603,11 +608,16 @@ static void write_table(lua_State *L, writer *w, int t, int depth) {
         kind = 2;
     }
     const uint8_t *blob = NULL;  // kept alive by the order table while t lives (t is on the stack)
-    if (w->order && kind != 1) {
-        lua_pushvalue(L, t);
-        int from = lua_rawget(L, w->order);
-        if (from == LUA_TUSERDATA) blob = lua_touserdata(L, -1);
-        if (kind == 0 && from != LUA_TNIL) kind = from == LUA_TUSERDATA ? 2 : 1;
+    if (!w->no_order && kind != 1) {  // looked up here, not per write: a lazy record needs none
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_order) == LUA_TTABLE) {
+            lua_pushvalue(L, t);
+            int from = lua_rawget(L, -2);
+            if (from == LUA_TUSERDATA) blob = lua_touserdata(L, -1);
+            if (kind == 0 && from != LUA_TNIL) kind = from == LUA_TUSERDATA ? 2 : 1;
+            lua_pop(L, 1);
+        } else {
+            w->no_order = 1;
+        }
         lua_pop(L, 1);
     }
     lua_Integer n = (lua_Integer)lua_rawlen(L, t);
@@ -665,7 +675,6 @@ static void write_value(lua_State *L, writer *w, int idx, int depth) {
 void lp_tape_write_as(lua_State *L, int idx, lp_buf *out, const char *what, const char *mem_what) {
     idx = lua_absindex(L, idx);
     int top = lua_gettop(L);
-    luaL_checkstack(L, 4, "record nested too deep");
     // On the C stack (about 16 KB; workers have 8 MB stacks): nothing to free if we raise.
     writer wstore;
     writer *w = &wstore;
@@ -673,7 +682,7 @@ void lp_tape_write_as(lua_State *L, int idx, lp_buf *out, const char *what, cons
     w->what = what;
     w->mem_what = mem_what;
     w->ctl = lp_ctl_get(L);
-    w->order = lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_order) == LUA_TTABLE ? lua_gettop(L) : 0;
+    w->no_order = 0;
     write_value(L, w, idx, 0);
     lua_settop(L, top);
 }
