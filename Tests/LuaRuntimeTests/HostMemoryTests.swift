@@ -18,28 +18,28 @@ struct HostMemoryTests {
 
     @Test("a DAG of shared tables stops at memory_mb, however it is handed over",
           arguments: ["return", "encode", "shared", "emit"])
-    func dag(_ mode: String) throws {
+    func dag(_ mode: String) async throws {
         // 64 MB for Lua and the host's buffers, the result copied once more, the process itself.
-        let run = try ChildRun(plugin: "dag", config: "{ mode: \(mode) }", memoryMB: 64, bound: 256 << 20)
+        let run = try await ChildRun.offPool(plugin: "dag", config: "{ mode: \(mode) }", memoryMB: 64, bound: 256 << 20)
         #expect(!run.killed, "RSS passed \(run.killAt >> 20) MiB: peak \(run.peak >> 20) MiB")
         #expect(run.stderr.contains("exceeds the plugin's memory limit (memory_mb)"), "\(run.stderr.prefix(600))")
         #expect(run.peak < run.bound, "peak \(run.peak >> 20) MiB")
     }
 
     @Test("luapipe.json.decode stops at memory_mb as it builds the decoded value")
-    func decodeBounded() throws {
+    func decodeBounded() async throws {
         // 48 MB of "1," is 216 MB of tape; the text and its copy fit in 256 MB, the tape does not.
-        let run = try ChildRun(plugin: "decode", config: "{ items: 25000000 }", memoryMB: 256, bound: 640 << 20)
+        let run = try await ChildRun.offPool(plugin: "decode", config: "{ items: 25000000 }", memoryMB: 256, bound: 640 << 20)
         #expect(!run.killed, "RSS passed \(run.killAt >> 20) MiB: peak \(run.peak >> 20) MiB")
         #expect(run.stderr.contains("luapipe.json.decode's value"), "\(run.stderr.prefix(600))")
         #expect(run.stderr.contains("exceeds the plugin's memory limit (memory_mb)"))
     }
 
     @Test("a full ctx.shared of small keys takes about what it counts")
-    func sharedStoreFull() throws {
+    func sharedStoreFull() async throws {
         // The store's limit is 256 MiB; its real memory may be 1.5x that, plus the process.
-        let run = try ChildRun(plugin: "shared_fill", config: "{ keys: 8000000 }", memoryMB: 256,
-                               bound: 384 << 20 + 64 << 20, timeoutSeconds: 300)
+        let run = try await ChildRun.offPool(plugin: "shared_fill", config: "{ keys: 8000000 }", memoryMB: 256,
+                                             bound: 384 << 20 + 64 << 20, timeoutSeconds: 300)
         #expect(!run.killed, "RSS passed \(run.killAt >> 20) MiB: peak \(run.peak >> 20) MiB")
         #expect(run.stdout.contains(#""full":true"#), "\(run.stdout.prefix(300)) \(run.stderr.prefix(300))")
         #expect(run.peak < run.bound, "peak \(run.peak >> 20) MiB")
@@ -131,6 +131,17 @@ struct ChildRun {
             + "/.build/debug/luapipe"
     }
 
+    /// Runs the child from a thread of its own: the test waits seconds for it, and must not
+    /// hold one of the cooperative pool's threads (2 on a 2-core machine) that other tests need.
+    static func offPool(plugin: String, config: String, memoryMB: Int, bound: Int,
+                        timeoutSeconds: Double = 120) async throws -> ChildRun {
+        let worker = WorkerThread(name: "child-run")
+        defer { worker.shutdown() }
+        return try await worker.run {
+            try ChildRun(plugin: plugin, config: config, memoryMB: memoryMB, bound: bound, timeoutSeconds: timeoutSeconds)
+        }
+    }
+
     init(plugin: String, config: String, memoryMB: Int, bound: Int, timeoutSeconds: Double = 120) throws {
         self.bound = bound
         let dir = NSTemporaryDirectory() + "luapipe-hostmem-\(getpid())-\(plugin)-\(UInt32.random(in: 0...UInt32.max))"
@@ -152,7 +163,6 @@ struct ChildRun {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = ["run", dir + "/m.yaml", "--input", dir + "/in.jsonl", "--output", dir + "/out.jsonl"]
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         let errPath = dir + "/err.txt"
         FileManager.default.createFile(atPath: errPath, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: errPath)
