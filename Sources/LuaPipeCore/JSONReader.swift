@@ -27,6 +27,8 @@ public struct JSONReader {
     private var out: [UInt8]
     private var keys: [(start: Int, count: Int, at: Int)] = []  // in `out`; `at` in the text
 
+    /// `capacity`: twice the text covers most tapes (a key and a small number take 22 bytes
+    /// for 13 of text), so a long line's tape is not copied as it grows.
     private init(_ p: UnsafeBufferPointer<UInt8>, capacity: Int) {
         self.p = p
         out = []
@@ -52,7 +54,7 @@ public struct JSONReader {
 
     /// The Swift reader alone: the reference the C reader is tested against.
     public static func referenceParseRecord(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
-        var r = JSONReader(bytes, capacity: bytes.count + 64)
+        var r = JSONReader(bytes, capacity: 2 * bytes.count + 64)
         r.skipSpace()
         guard r.i < bytes.count, bytes[r.i] == UInt8(ascii: "{") else {
             if r.i >= bytes.count { throw JSONError(message: "empty input", offset: r.i) }
@@ -71,7 +73,7 @@ public struct JSONReader {
     }
 
     public static func referenceParseValue(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
-        var r = JSONReader(bytes, capacity: bytes.count + 16)
+        var r = JSONReader(bytes, capacity: 2 * bytes.count + 64)
         r.skipSpace()
         try r.parseValue(depth: 0)
         try r.finish()
