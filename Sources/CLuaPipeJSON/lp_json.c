@@ -5,7 +5,22 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include "lp_json.h"
+
+uint64_t lp_hash_seed = 0x2545F4914F6CDD1Dull;
+
+__attribute__((constructor)) static void lp_hash_seed_init(void) {
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 32);
+    }
+    lp_hash_seed = seed;
+}
 
 enum { T_NULL = 0, T_FALSE = 1, T_TRUE = 2, T_INT = 3, T_DOUBLE = 4, T_STRING = 5, T_ARRAY = 6, T_OBJECT = 7 };
 #define MAX_DEPTH 512
@@ -13,6 +28,8 @@ enum { T_NULL = 0, T_FALSE = 1, T_TRUE = 2, T_INT = 3, T_DOUBLE = 4, T_STRING = 
 typedef struct parser {
     const uint8_t *p, *end;
     uint8_t *out, *o;
+    uint8_t *oend;  // the output's end: a value needs at most 9 bytes, a string 4 + its text's
+    int full;       // the output ran out (not a syntax error)
 } parser;
 
 static inline void skip_space(parser *s) {
@@ -20,29 +37,6 @@ static inline void skip_space(parser *s) {
 }
 
 static inline void put32(uint8_t *at, uint32_t v) { memcpy(at, &v, 4); }
-
-static int value(parser *s, int depth);
-
-static int utf8_seq(parser *s) {
-    uint8_t c = *s->p;
-    int need; uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
-    else return -1;
-    if (s->end - s->p <= need) return -1;
-    for (int k = 1; k <= need; k++) {
-        uint8_t cc = s->p[k];
-        if ((cc & 0xC0) != 0x80) return -1;
-        cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return -1;
-    memcpy(s->o, s->p, (size_t)need + 1);
-    s->o += need + 1;
-    s->p += need + 1;
-    return 0;
-}
 
 static int hex4(parser *s, uint32_t *v) {
     if (s->end - s->p < 4) return -1;
@@ -73,65 +67,10 @@ static void put_scalar(parser *s, uint32_t cp) {
     }
 }
 
-static int escape(parser *s) {
-    s->p++;
-    if (s->p >= s->end) return -1;
-    uint8_t c = *s->p++;
-    switch (c) {
-    case '"': *s->o++ = '"'; return 0;
-    case '\\': *s->o++ = '\\'; return 0;
-    case '/': *s->o++ = '/'; return 0;
-    case 'b': *s->o++ = 8; return 0;
-    case 'f': *s->o++ = 12; return 0;
-    case 'n': *s->o++ = 10; return 0;
-    case 'r': *s->o++ = 13; return 0;
-    case 't': *s->o++ = 9; return 0;
-    case 'u': {
-        uint32_t cp, lo;
-        if (hex4(s, &cp)) return -1;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u') return -1;
-            s->p += 2;
-            if (hex4(s, &lo) || lo < 0xDC00 || lo > 0xDFFF) return -1;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            return -1;
-        }
-        put_scalar(s, cp);
-        return 0;
-    }
-    default: return -1;
-    }
-}
-
-// At the opening quote: writes u32 length + bytes.
-static int string(parser *s) {
-    s->p++;
-    uint8_t *len_at = s->o;
-    s->o += 4;
-    uint8_t *start = s->o;
-    for (;;) {
-        const uint8_t *q = s->p;
-        while (q < s->end && *q != '"' && *q != '\\' && *q >= 0x20 && *q < 0x80) q++;
-        if (q > s->p) {
-            memcpy(s->o, s->p, (size_t)(q - s->p));
-            s->o += q - s->p;
-            s->p = q;
-        }
-        if (s->p >= s->end) return -1;
-        uint8_t c = *s->p;
-        if (c == '"') { s->p++; break; }
-        if (c == '\\') { if (escape(s)) return -1; }
-        else if (c < 0x20) return -1;
-        else if (utf8_seq(s)) return -1;
-    }
-    put32(len_at, (uint32_t)(s->o - start));
-    return 0;
-}
-
 static inline int is_digit(const parser *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
 
-static int number(parser *s) {
+// Inlined into both copies of value() (lp_json_parser.h), as it was into the one before.
+static inline __attribute__((always_inline)) int number(parser *s) {
     const uint8_t *start = s->p;
     int negative = 0, overflow = 0, is_float = 0;
     if (*s->p == '-') { negative = 1; s->p++; }
@@ -248,30 +187,12 @@ static int next_item(parser *s, uint8_t close) {
     return -1;
 }
 
-static int array(parser *s, int depth) {
-    uint8_t *at = open_container(s, T_ARRAY, depth);
-    if (!at) return -1;
-    uint32_t count = 0;
-    for (int more = !empty_container(s, ']'); more; ) {
-        skip_space(s);
-        if (value(s, depth)) return -1;
-        count++;
-        if ((more = next_item(s, ']')) < 0) return -1;
-    }
-    return close_container(s, at, count);
-}
-
-// The keys of one object seen so far, for the duplicate check: a linear scan up to
-// LINEAR_KEYS keys (most records), then a hash set of pointers to the key entries (u32
-// length, bytes) in the output, which does not move while it is written.
+// Duplicate keys. Up to LINEAR_KEYS keys (most records) each new key is compared with the
+// ones before it. A wider object is checked once, when it closes: the hashes of its keys are
+// sorted and equal neighbours compared (lp_json_first_duplicate). Checking each key in a hash
+// set as it came cost one or two cache misses a key once the set outgrew the cache (a 63 MiB
+// line of 4.7M keys spent 2.3 s there); sorting reads and writes in order.
 #define LINEAR_KEYS 16
-typedef struct keyset { const uint8_t **slots; uint32_t cap, n; } keyset;
-
-static uint32_t key_hash(const uint8_t *entry) {
-    uint32_t n;
-    memcpy(&n, entry, 4);
-    return lp_hash_bytes(entry + 4, n);
-}
 
 static int key_equal(const uint8_t *a, const uint8_t *b) {
     uint32_t an, bn;
@@ -279,98 +200,115 @@ static int key_equal(const uint8_t *a, const uint8_t *b) {
     return an == bn && memcmp(a + 4, b + 4, an) == 0;
 }
 
-// Adds the key entry; 1 when it was there already, -1 when out of memory.
-static int keyset_add(keyset *ks, const uint8_t *entry) {
-    if ((ks->n + 1) * 2 > ks->cap) {
-        uint32_t cap = ks->cap ? ks->cap * 2 : 64;
-        const uint8_t **slots = calloc(cap, sizeof *slots);
-        if (!slots) return -1;
-        for (uint32_t i = 0; i < ks->cap; i++) {
-            if (!ks->slots[i]) continue;
-            uint32_t j = key_hash(ks->slots[i]) & (cap - 1);
-            while (slots[j]) j = (j + 1) & (cap - 1);
-            slots[j] = ks->slots[i];
-        }
-        free(ks->slots);
-        ks->slots = slots;
-        ks->cap = cap;
+// 1 when the key entry at `key` repeats one of the `count` entries after `at` (the object's
+// count and size fields).
+static int seen_key(const uint8_t *at, uint32_t count, const uint8_t *key) {
+    const uint8_t *e = at + 8;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t en;
+        memcpy(&en, e, 4);
+        if (key_equal(e, key)) return 1;
+        e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
     }
-    uint32_t j = key_hash(entry) & (ks->cap - 1);
-    for (; ks->slots[j]; j = (j + 1) & (ks->cap - 1))
-        if (key_equal(ks->slots[j], entry)) return 1;
-    ks->slots[j] = entry;
-    ks->n++;
     return 0;
 }
 
-// 1 when the key entry at `key` repeats one of the `count` entries after `at` (the object's
-// count and size fields), 0 when not, -1 when out of memory.
-static int seen_key(keyset *ks, const uint8_t *at, uint32_t count, const uint8_t *key) {
-    if (count < LINEAR_KEYS) {
-        const uint8_t *e = at + 8;
-        for (uint32_t k = 0; k < count; k++) {
-            uint32_t en;
-            memcpy(&en, e, 4);
-            if (key_equal(e, key)) return 1;
-            e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
+// Sorts a[0..<n] (the key's hash in the high half, its offset from `base` in the low) by
+// hash, stably (equal hashes stay in text order), and returns the offset of the first key
+// that repeats an earlier one, or -1. `t` has room for n more. Insertion sort for a few keys,
+// else a radix sort of the hash, 11 bits a pass.
+static long first_repeat(const uint8_t *base, uint64_t *a, uint64_t *t, size_t n) {
+    if (n <= 64) {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t v = a[i];
+            size_t j = i;
+            while (j > 0 && (a[j - 1] >> 32) > (v >> 32)) { a[j] = a[j - 1]; j--; }
+            a[j] = v;
         }
-        return 0;
-    }
-    if (count == LINEAR_KEYS) {  // the set starts with the keys scanned so far
-        const uint8_t *e = at + 8;
-        for (uint32_t k = 0; k < count; k++) {
-            uint32_t en;
-            memcpy(&en, e, 4);
-            if (keyset_add(ks, e) < 0) return -1;
-            e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
+    } else {
+        for (int shift = 32; shift < 64; shift += 11) {
+            size_t count[2049] = { 0 };
+            for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 2047) + 1]++;
+            for (int k = 0; k < 2048; k++) count[k + 1] += count[k];
+            for (size_t i = 0; i < n; i++) t[count[(a[i] >> shift) & 2047]++] = a[i];
+            uint64_t *swap = a; a = t; t = swap;
         }
     }
-    return keyset_add(ks, key);
+    long first = -1;
+    for (size_t i = 0; i < n; ) {
+        size_t j = i + 1;
+        while (j < n && (a[j] >> 32) == (a[i] >> 32)) j++;
+        for (size_t x = i + 1; x < j; x++) {  // each key of a run against those before it
+            uint32_t kx = (uint32_t)a[x];
+            if (first >= 0 && kx >= (uint32_t)first) continue;
+            for (size_t y = i; y < x; y++)
+                if (key_equal(base + (uint32_t)a[y], base + kx)) { first = (long)kx; break; }
+        }
+        i = j;
+    }
+    return first;
 }
 
-static int object(parser *s, int depth) {
-    uint8_t *at = open_container(s, T_OBJECT, depth);
-    if (!at) return -1;
-    uint32_t count = 0;
-    keyset ks = { NULL, 0, 0 };
-    int rc = -1;
-    for (int more = !empty_container(s, '}'); more; ) {
-        skip_space(s);
-        if (s->p >= s->end || *s->p != '"') goto done;
-        uint8_t *key = s->o;
-        if (string(s)) goto done;
-        if (seen_key(&ks, at, count, key) != 0) goto done;  // a duplicate (or no memory)
-        skip_space(s);
-        if (s->p >= s->end || *s->p != ':') goto done;
-        s->p++;
-        skip_space(s);
-        if (value(s, depth)) goto done;
-        count++;
-        if ((more = next_item(s, '}')) < 0) goto done;
-    }
-    rc = close_container(s, at, count);
-done:
-    free(ks.slots);
-    return rc;
+static uint64_t key_slot(const uint8_t *base, uint32_t off) {
+    uint32_t len;
+    memcpy(&len, base + off, 4);
+    return (uint64_t)lp_hash_bytes(base + off + 4, len) << 32 | off;
 }
 
-static int value(parser *s, int depth) {
-    if (s->p >= s->end) return -1;
-    switch (*s->p) {
-    case '{': return object(s, depth + 1);
-    case '[': return array(s, depth + 1);
-    case '"': *s->o++ = T_STRING; return string(s);
-    case 't': return literal(s, "true", 4, T_TRUE);
-    case 'f': return literal(s, "false", 5, T_FALSE);
-    case 'n': return literal(s, "null", 4, T_NULL);
-    default:
-        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) return number(s);
-        return -1;
+long lp_json_first_duplicate(const uint8_t *base, const uint32_t *at, size_t n) {
+    if (n < 2) return -1;
+    uint64_t small[2 * 64];
+    uint64_t *a = n <= 64 ? small : malloc(2 * n * sizeof *a);
+    if (!a) return -2;
+    for (size_t i = 0; i < n; i++) a[i] = key_slot(base, at[i]);
+    long off = first_repeat(base, a, a + n, n);
+    if (a != small) free(a);
+    if (off < 0) return -1;
+    for (size_t i = 0; i < n; i++) if (at[i] == (uint32_t)off) return (long)i;
+    return -1;
+}
+
+// For an object with more than LINEAR_KEYS keys when it closes: 1 when a key repeats, 0 when
+// none does, -1 when out of memory.
+static int has_duplicate(const uint8_t *at, uint32_t count) {
+    uint64_t small[2 * 64];
+    uint64_t *a = count <= 64 ? small : malloc(2 * (size_t)count * sizeof *a);
+    if (!a) return -1;
+    const uint8_t *e = at + 8;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t en;
+        memcpy(&en, e, 4);
+        a[k] = key_slot(at, (uint32_t)(e - at));
+        e += lp_tape_skip(e + 4 + en, 0) + 4 + en;
     }
+    long first = first_repeat(at, a, a + count, count);
+    if (a != small) free(a);
+    return first >= 0;
+}
+
+#define P(name) name
+#define LP_JSON_CHECKED 0
+#include "lp_json_parser.h"
+#undef P
+#undef LP_JSON_CHECKED
+#define P(name) name##_checked
+#define LP_JSON_CHECKED 1
+#include "lp_json_parser.h"
+#undef P
+#undef LP_JSON_CHECKED
+
+long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, int record_only) {
+    parser s = { p, p + n, out, out, out + cap, 0 };
+    skip_space(&s);
+    if (s.p >= s.end || (record_only && *s.p != '{')) return -1;
+    if (value_checked(&s, 0)) return s.full ? LP_JSON_FULL : -1;
+    skip_space(&s);
+    if (s.p != s.end) return -1;
+    return (long)(s.o - s.out);
 }
 
 long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
-    parser s = { p, p + n, out, out };
+    parser s = { p, p + n, out, out, out + lp_json_tape_bound(n), 0 };
     skip_space(&s);
     if (s.p >= s.end || (record_only && *s.p != '{')) return -1;
     if (value(&s, 0)) return -1;
@@ -521,6 +459,53 @@ size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out) {
     if (len == 0) return 0;
     const uint8_t *p = tape;
     return (size_t)(write_value(out, &p) - out);
+}
+
+static size_t string_size(const uint8_t *s, uint32_t n) {
+    size_t size = 2 + n;
+    for (uint32_t k = 0; k < n; k++) {
+        uint8_t c = s[k];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        size += (c == '"' || c == '\\' || c == 10 || c == 13 || c == 9 || c == 8 || c == 12) ? 1 : 5;
+    }
+    return size;
+}
+
+static size_t value_size(const uint8_t **pp) {
+    const uint8_t *p = *pp;
+    uint8_t tag = *p++;
+    uint32_t n;
+    size_t size = 0;
+    switch (tag) {
+    case T_NULL: case T_TRUE: size = 4; break;
+    case T_FALSE: size = 5; break;
+    case T_INT: { int64_t v; memcpy(&v, p, 8); p += 8; uint8_t tmp[24]; size = (size_t)(write_int(tmp, v) - tmp); break; }
+    case T_DOUBLE: { double d; memcpy(&d, p, 8); p += 8; uint8_t tmp[40]; size = (size_t)format_double(d, tmp); break; }
+    case T_STRING: memcpy(&n, p, 4); p += 4; size = string_size(p, n); p += n; break;
+    case T_ARRAY:
+        memcpy(&n, p, 4); p += 8;
+        size = 2 + (n ? n - 1 : 0);
+        for (uint32_t k = 0; k < n; k++) size += value_size(&p);
+        break;
+    case T_OBJECT:
+        memcpy(&n, p, 4); p += 8;
+        size = 2 + (n ? n - 1 : 0) + n;  // braces, commas, colons
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t kn; memcpy(&kn, p, 4); p += 4;
+            size += string_size(p, kn); p += kn;
+            size += value_size(&p);
+        }
+        break;
+    default: break;
+    }
+    *pp = p;
+    return size;
+}
+
+size_t lp_json_text_size(const uint8_t *tape, size_t len) {
+    if (len == 0) return 0;
+    const uint8_t *p = tape;
+    return value_size(&p);
 }
 
 const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len) {

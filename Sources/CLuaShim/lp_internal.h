@@ -52,12 +52,11 @@ extern const char lp_key_array_mt, lp_key_object_mt, lp_key_anchor;
 // Tape writer (lp_tape.c). Both raise Lua errors; run only inside protected code.
 void lp_tape_push(lua_State *L, const uint8_t *tape, size_t len);   // [-0, +1, e]
 void lp_tape_write(lua_State *L, int idx, lp_buf *out, const char *what); // [-0, +0, e]
-/// Starts a new call: tables pushed from now on are anchored afresh. [-0, +0, -]
+/// Starts a new call (counts calls: the lazy record of which call is which). [-0, +0, -]
 void lp_anchor_reset(lua_State *L);
-/// Remembers that table `t` came from offset `off` of the current call's tape. [-0, +0, m]
-void lp_anchor_set(lua_State *L, int t, size_t off);
-/// Pushes the value at offset `at` of `tape`, anchoring its tables when `anchored`. [-0,+1,e]
-void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at, int anchored);
+/// Pushes the value at offset `at` of `tape`; its tables keep their key order (lp_order_*).
+/// [-0, +1, e]
+void lp_tape_push_at(lua_State *L, const uint8_t *tape, size_t len, size_t at);
 
 // Lazy records (lp_lazy.c): the call's record, built field by field as the plugin reads it.
 typedef struct lp_lazy {
@@ -87,9 +86,9 @@ int lp_lazy_hidden_key(lua_State *L, int idx);
 /// Builds every field still missing and makes `t` a plain table. [-0, +0, e]
 void lp_lazy_materialize(lua_State *L, int t);
 int lp_plain(lua_State *L);  // lua_CFunction: luapipe._plain
-void lp_buf_put_slow(lua_State *L, lp_buf *b, const void *p, size_t n);  // raises on OOM
-/// Appends n bytes; raises a Lua memory error when the buffer cannot grow. Inline: the
-/// writer puts a tag, a length and a few bytes at a time.
+void lp_buf_put_slow(lua_State *L, lp_buf *b, const void *p, size_t n);  // lp_buf_grow, then copies
+/// Appends n bytes; raises a memory error when the buffer cannot grow within the state's
+/// memory limit (lp_buf_grow). Inline: the writer puts a tag, a length and a few bytes at a time.
 static inline void lp_buf_put(lua_State *L, lp_buf *b, const void *p, size_t n) {
     if (b->len + n <= b->cap) {
         memcpy(b->data + b->len, p, n);
@@ -154,5 +153,40 @@ int lp_tab_sort(lua_State *L);
 /// The sandbox's Lua part (lp_prelude.c).
 extern const char lp_prelude[];
 extern const size_t lp_prelude_len;
+
+// MARK: - Bridge: host memory and key order (lp_tape.c, lp_module.c, lp_lazy.c)
+//
+// Host memory: every lp_buf a call fills for the host grows through lp_buf_grow, which
+// counts the growth in the state's mem_used (the allocator's own count, so Lua's allocations
+// and the host's buffers share one limit) and refuses past mem_limit.
+
+/// Bytes the state may still take before its memory limit (SIZE_MAX: no limit). [-0, +0, -]
+size_t lp_mem_room(lua_State *L);
+/// Makes room for `extra` more bytes in b, counted in the state's memory. Past the limit it
+/// runs a full collection once, then marks the call as a memory breach (LP_LIMIT_MEMORY)
+/// and raises "not enough memory: <what> ... exceeds the plugin's memory limit (memory_mb)".
+/// Grows by doubling, but never past what the limit leaves. [-0, +0, e]
+void lp_buf_grow(lua_State *L, lp_buf *b, size_t extra, const char *what);
+/// The same without the error: 0 when b has the room, -1 when not (b unchanged). [-0, +0, -]
+int lp_buf_try_grow(lua_State *L, lp_buf *b, size_t extra);
+/// Counts capacity added to b without lp_buf_grow (by a Swift host function). [-0, +0, -]
+void lp_buf_charge(lua_State *L, lp_buf *b);
+/// Gives back the capacity of b past its length when that is more than LP_BUF_SLACK. [-0,+0,-]
+void lp_buf_fit(lua_State *L, lp_buf *b);
+#define LP_BUF_SLACK (64u << 10)
+/// Marks a memory breach and raises the memory error for `what` needing `need` bytes (its
+/// message is made with the limit lifted: it must not fail for want of memory). [-0, +0, v]
+int lp_memory_error(lua_State *L, const char *what, size_t need);
+/// lp_tape_write, with `mem_what` naming the value in a memory error ("the arguments of
+/// 'set'") where `what` prefixes the other errors ("bad argument #2 to 'set'"). [-0, +0, e]
+void lp_tape_write_as(lua_State *L, int idx, lp_buf *out, const char *what, const char *mem_what);
+
+// Key order: a table built from a tape keeps its keys' order for its whole life (keys added
+// later go after them, sorted). A host-owned weak-keyed table maps each such table to its
+// order (see lp_tape.c for why that weak table is safe).
+
+/// Remembers the order of the `count` key entries (u32 length, bytes), found at `key_at[i]`
+/// offsets of `base`, for the table at t. [-0, +0, m]
+void lp_order_set_keys(lua_State *L, int t, const uint8_t *base, const uint32_t *key_at, uint32_t count);
 
 #endif

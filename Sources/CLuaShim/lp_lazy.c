@@ -6,6 +6,7 @@
 // tape, so a record a plugin keeps past its call stays whole. Anything that could see the
 // difference turns the table into a plain one first ("materialize"): pairs (via __pairs),
 // and the sandbox's next, rawget, rawset, getmetatable and setmetatable (see lp_sandbox.c).
+// The plain table keeps the record's key order (lp_order_set_keys), for its life.
 #include <string.h>
 #include "lp_internal.h"
 
@@ -99,12 +100,11 @@ int lp_lazy_find(lp_lazy *z, const char *k, size_t n) {
     return -1;
 }
 
-// Pushes field i's value from the tape. Nested tables remember their place (key order) only
-// while the call the record came with runs: later, offsets would point into another tape.
+// Pushes field i's value from the tape (nested tables keep their key order for their life).
 static void push_field(lua_State *L, lp_lazy *z, uint32_t i) {
     size_t at = z->key_at[i];
     at += 4 + rd32(z->tape + at);
-    lp_tape_push_at(L, z->tape, z->len, at, z->serial == lp_ctl_get(L)->serial);
+    lp_tape_push_at(L, z->tape, z->len, at);
 }
 
 // __index(t, k)
@@ -154,7 +154,7 @@ void lp_lazy_materialize(lua_State *L, int t) {
         z->loaded[i] = 1;
     }
     lp_ctl *c = lp_ctl_get(L);
-    if (z->serial == c->serial) lp_anchor_set(L, t, 0);  // keeps the key order
+    lp_order_set_keys(L, t, z->tape, z->key_at, z->count);  // keeps the key order for its life
     if (c->cur_lazy == z) c->cur_table = NULL, c->cur_lazy = NULL;
     lua_pushnil(L);
     lua_rawsetp(L, t, &lp_key_lazy);

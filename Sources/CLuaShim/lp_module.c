@@ -26,24 +26,76 @@ int lp_msghandler(lua_State *L) {
 }
 
 // Scratch buffers in a userdata so they are freed with the state, also after an error.
+// What they hold counts against the state's memory limit (lp_buf_grow); one that grew past
+// LP_BUF_KEEP is freed after its use, so a large value does not stay allocated (and counted)
+// for the state's life.
 typedef struct scratch { lp_buf a, b; } scratch;
 
 static int scratch_gc(lua_State *L) {
     scratch *s = lua_touserdata(L, 1);
-    lp_buf_free(&s->a);
+    lp_buf_free(&s->a);  // the state is closing: its count no longer matters
     lp_buf_free(&s->b);
     return 0;
 }
 
 static const char lp_key_scratch = 0;
 
-static scratch *get_scratch(lua_State *L) {
+static void trim(lua_State *L, lp_buf *b) {
+    if (b->cap > LP_BUF_KEEP) lp_buf_release(L, b);
+    b->len = 0;
+}
+
+static scratch *scratch_of(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &lp_key_scratch);
     scratch *s = lua_touserdata(L, -1);
     lua_pop(L, 1);  // anchored in the registry
-    s->a.len = 0;
-    s->b.len = 0;
     return s;
+}
+
+// The scratch buffers, empty. Trims them first: a use that raised did not trim after itself.
+static scratch *get_scratch(lua_State *L) {
+    scratch *s = scratch_of(L);
+    trim(L, &s->a);
+    trim(L, &s->b);
+    return s;
+}
+
+static void scratch_done(lua_State *L, scratch *s) {
+    trim(L, &s->a);
+    trim(L, &s->b);
+}
+
+void lp_call_trim(lua_State *L, lp_call *call) {
+    if (call->out.cap > LP_BUF_KEEP) lp_buf_release(L, &call->out);
+    if (call->emits.cap > LP_BUF_KEEP) lp_buf_release(L, &call->emits);
+    scratch *s = scratch_of(L);
+    if (s) scratch_done(L, s);
+}
+
+// What a host function or codec may build into b: what is left of the limit, plus what b
+// holds already.
+static size_t host_budget(lua_State *L, const lp_buf *b) {
+    size_t room = lp_mem_room(L);
+    return room == SIZE_MAX ? SIZE_MAX : room + b->charged;
+}
+
+// After a Swift host function or codec returned into b: counts what it allocated, and
+// raises its error (a memory error marks the breach). [-0, +0, v]
+static void host_returned(lua_State *L, int rc, lp_buf *b, const char *prefix) {
+    lp_buf_charge(L, b);
+    if (rc == LP_HOST_OK) return;
+    // The value it was given is done with: room for the error, and nothing large kept.
+    if (rc == LP_HOST_MEMORY) {
+        lp_ctl_get(L)->limit_hit = LP_LIMIT_MEMORY;
+        lp_buf_release(L, &scratch_of(L)->a);
+    } else {
+        trim(L, &scratch_of(L)->a);
+    }
+    luaL_where(L, 1);
+    lua_pushstring(L, prefix);
+    lua_pushlstring(L, (const char *)b->data, b->len);
+    lua_concat(L, 3);
+    lua_error(L);
 }
 
 // ctx.emit(record)
@@ -53,17 +105,19 @@ static int lp_emit(lua_State *L) {
         return luaL_error(L, "ctx.emit can only be called from process, tick or flush");
     luaL_checktype(L, 1, LUA_TTABLE);
     scratch *s = get_scratch(L);
-    lp_tape_write(L, 1, &s->a, "emitted record");
+    lp_tape_write_as(L, 1, &s->a, "emitted record", "the emitted record");
     if (s->a.data[0] != LP_T_OBJECT)
         return luaL_error(L, "ctx.emit expects a record (a table with string keys), not a list");
     // Emitted records live outside the Lua heap until the call ends: they count against the
     // state's memory limit too, so a plugin cannot flood the host with them.
-    if (c->mem_limit && c->call->emits.len + s->a.len + c->mem_used > c->mem_limit) {
-        c->limit_hit = LP_LIMIT_MEMORY;
-        return luaL_error(L, "not enough memory: emitted records exceed the plugin's memory limit");
+    if (lp_buf_try_grow(L, &c->call->emits, s->a.len) != 0) {
+        size_t need = c->call->emits.len + s->a.len;
+        lp_buf_release(L, &s->a);  // the records emitted before stay
+        return lp_memory_error(L, "the buffer of emitted records", need);
     }
     lp_buf_put(L, &c->call->emits, s->a.data, s->a.len);
     c->call->emit_count++;
+    scratch_done(L, s);
     return 0;
 }
 
@@ -85,16 +139,36 @@ static int lp_mark(lua_State *L, const void *key) {
 static int lp_array(lua_State *L) { return lp_mark(L, &lp_key_array_mt); }
 static int lp_object(lua_State *L) { return lp_mark(L, &lp_key_object_mt); }
 
+// luapipe.json.decode(text): the C reader writes the tape straight into a scratch buffer,
+// bounded by what is left of the memory limit; the Swift reader runs only to word an error.
 static int lp_json_decode(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    scratch *sc = get_scratch(L);
     if (!lp_decode_fn) return luaL_error(L, "luapipe.json is not available");
-    if (lp_decode_fn((const uint8_t *)s, n, &sc->a) != 0) {
-        lua_pushlstring(L, (const char *)sc->a.data, sc->a.len);
-        return luaL_error(L, "luapipe.json.decode: %s", lua_tostring(L, -1));
+    scratch *sc = get_scratch(L);
+    size_t cap = lp_json_tape_bound(n), room = host_budget(L, &sc->a);
+    if (cap > room) cap = room > 64 ? room : 64;
+    lp_buf_grow(L, &sc->a, cap, "luapipe.json.decode's value");
+    long r = lp_json_parse_into((const uint8_t *)s, n, sc->a.data, sc->a.cap, 0);
+    if (r == LP_JSON_FULL) {
+        size_t tried = sc->a.cap;
+        lp_buf_release(L, &sc->a);
+        return lp_memory_error(L, "luapipe.json.decode's value", tried);
     }
+    if (r < 0) {
+        int rc = lp_decode_fn((const uint8_t *)s, n, host_budget(L, &sc->b), &sc->b);
+        if (rc == LP_HOST_OK) {  // the readers disagree (a bug): the Swift one is the reference
+            lp_buf_charge(L, &sc->b);
+            lp_tape_push(L, sc->b.data, sc->b.len);
+            scratch_done(L, sc);
+            return 1;
+        }
+        host_returned(L, rc, &sc->b, "luapipe.json.decode: ");
+    }
+    sc->a.len = (size_t)r;
+    lp_buf_fit(L, &sc->a);  // the bound is 9 bytes per byte of text: give back what was not used
     lp_tape_push(L, sc->a.data, sc->a.len);
+    scratch_done(L, sc);
     return 1;
 }
 
@@ -102,12 +176,13 @@ static int lp_json_encode(lua_State *L) {
     luaL_checkany(L, 1);
     scratch *sc = get_scratch(L);
     if (!lp_encode_fn) return luaL_error(L, "luapipe.json is not available");
-    lp_tape_write(L, 1, &sc->a, "luapipe.json.encode");
-    if (lp_encode_fn(sc->a.data, sc->a.len, &sc->b) != 0) {
-        lua_pushlstring(L, (const char *)sc->b.data, sc->b.len);
-        return luaL_error(L, "luapipe.json.encode: %s", lua_tostring(L, -1));
-    }
+    lp_tape_write_as(L, 1, &sc->a, "luapipe.json.encode", "luapipe.json.encode's value");
+    int rc = lp_encode_fn(sc->a.data, sc->a.len, host_budget(L, &sc->b), &sc->b);
+    host_returned(L, rc, &sc->b, "luapipe.json.encode: ");
+    trim(L, &sc->a);      // the tape is done with: room for the string
+    lp_buf_fit(L, &sc->b);
     lua_pushlstring(L, (const char *)sc->b.data, sc->b.len);
+    scratch_done(L, sc);
     return 1;
 }
 
@@ -124,22 +199,22 @@ static int lp_host_trampoline(lua_State *L) {
     lp_buf_put(L, &sc->a, &tag, 1);
     lp_buf_put(L, &sc->a, &count, 4);
     lp_buf_put(L, &sc->a, &size, 4);
+    lua_pushfstring(L, "the arguments of '%s'", name);
+    const char *mem_what = lua_tostring(L, -1);
     for (int i = 1; i <= n; i++) {
         lua_pushfstring(L, "bad argument #%d to '%s'", i, name);
-        lp_tape_write(L, i, &sc->a, lua_tostring(L, -1));
+        lp_tape_write_as(L, i, &sc->a, lua_tostring(L, -1), mem_what);
         lua_pop(L, 1);
     }
+    lua_pop(L, 1);
     size = (uint32_t)(sc->a.len - 9);
     memcpy(sc->a.data + 5, &size, 4);
-    int rc = fn(ctx, sc->a.data, sc->a.len, &sc->b);
-    if (rc != 0) {
-        luaL_where(L, 1);
-        lua_pushlstring(L, (const char *)sc->b.data, sc->b.len);
-        lua_concat(L, 2);
-        return lua_error(L);
-    }
-    if (sc->b.len == 0) return 0;
+    int rc = fn(ctx, sc->a.data, sc->a.len, host_budget(L, &sc->b), &sc->b);
+    host_returned(L, rc, &sc->b, "");
+    if (sc->b.len == 0) { scratch_done(L, sc); return 0; }
+    trim(L, &sc->a);
     lp_tape_push(L, sc->b.data, sc->b.len);
+    scratch_done(L, sc);
     return 1;
 }
 

@@ -20,6 +20,9 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     private let closeOnEnd: Bool
     private var buffer: [UInt8] = []
     private var start = 0
+    /// Where the search for the next newline resumes: the bytes between `start` and here
+    /// hold none (so a long line is scanned once, not once per chunk read).
+    private var scanned = 0
     private var eof = false
     private var line = 0
     private var number = 0
@@ -55,12 +58,13 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
             let chunk = try await readChunk(stop: stop)
             if start > 0 && start >= buffer.count / 2 {
                 buffer.removeFirst(start)
+                scanned = max(0, scanned - start)
                 start = 0
             }
             if let chunk {
                 if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
             }
-            if buffer.count - start > Self.maxLine && !buffer[start...].contains(10) {
+            if buffer.count - start > Self.maxLine && !buffer[max(start, scanned)...].contains(10) {
                 throw PipelineError(.input, "input line \(line + 1): longer than \(Self.maxLine >> 20) MiB")
             }
         }
@@ -88,7 +92,11 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     private func takeLines(into events: inout [InputEvent]) {
         buffer.withUnsafeBufferPointer { b in
             while events.count < batchSize, start < b.count {
-                guard let nl = memchr(b.baseAddress! + start, 10, b.count - start) else { return }
+                let from = max(start, scanned)
+                guard let nl = memchr(b.baseAddress! + from, 10, b.count - from) else {
+                    scanned = b.count
+                    return
+                }
                 let end = b.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self))
                 let lineBytes = UnsafeBufferPointer(rebasing: b[start..<end])
                 start = end + 1

@@ -25,8 +25,10 @@ public struct JSONReader {
     private let p: UnsafeBufferPointer<UInt8>
     private var i = 0
     private var out: [UInt8]
-    private var keys: [(start: Int, count: Int)] = []
+    private var keys: [(start: Int, count: Int, at: Int)] = []  // in `out`; `at` in the text
 
+    /// `capacity`: twice the text covers most tapes (a key and a small number take 22 bytes
+    /// for 13 of text), so a long line's tape is not copied as it grows.
     private init(_ p: UnsafeBufferPointer<UInt8>, capacity: Int) {
         self.p = p
         out = []
@@ -52,7 +54,7 @@ public struct JSONReader {
 
     /// The Swift reader alone: the reference the C reader is tested against.
     public static func referenceParseRecord(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
-        var r = JSONReader(bytes, capacity: bytes.count + 64)
+        var r = JSONReader(bytes, capacity: 2 * bytes.count + 64)
         r.skipSpace()
         guard r.i < bytes.count, bytes[r.i] == UInt8(ascii: "{") else {
             if r.i >= bytes.count { throw JSONError(message: "empty input", offset: r.i) }
@@ -71,7 +73,7 @@ public struct JSONReader {
     }
 
     public static func referenceParseValue(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
-        var r = JSONReader(bytes, capacity: bytes.count + 16)
+        var r = JSONReader(bytes, capacity: 2 * bytes.count + 64)
         r.skipSpace()
         try r.parseValue(depth: 0)
         try r.finish()
@@ -184,43 +186,71 @@ public struct JSONReader {
             endContainer(at: at, count: 0)
             return
         }
-        while true {
-            skipSpace()
-            guard i < p.count, p[i] == UInt8(ascii: "\"") else {
-                throw fail(i < p.count ? "expected a string key in an object" : "unexpected end of input in an object")
+        do throws(JSONError) {
+            while true {
+                skipSpace()
+                guard i < p.count, p[i] == UInt8(ascii: "\"") else {
+                    throw fail(i < p.count ? "expected a string key in an object" : "unexpected end of input in an object")
+                }
+                let keyAt = i
+                let start = out.count + 4
+                try parseString()
+                let key = (start: start, count: out.count - start, at: keyAt)
+                if keys.count - keyBase < Self.linearKeys, isDuplicate(key, from: keyBase) {
+                    throw duplicate(key)
+                }
+                keys.append(key)
+                skipSpace()
+                guard i < p.count, p[i] == UInt8(ascii: ":") else { throw fail("expected ':' after an object key") }
+                i += 1
+                skipSpace()
+                try parseValue(depth: depth)
+                count += 1
+                skipSpace()
+                guard i < p.count else { throw fail("unexpected end of input in an object") }
+                if p[i] == UInt8(ascii: ",") { i += 1; continue }
+                if p[i] == UInt8(ascii: "}") { i += 1; break }
+                throw fail("expected ',' or '}' in an object")
             }
-            let keyAt = i
-            let start = out.count + 4
-            try parseString()
-            let key = (start: start, count: out.count - start)
-            if isDuplicate(key, from: keyBase) {
-                i = keyAt
-                let name = String(decoding: out[key.start..<key.start + key.count], as: UTF8.self)
-                throw fail("duplicate key \"\(name)\"")
-            }
-            keys.append(key)
-            skipSpace()
-            guard i < p.count, p[i] == UInt8(ascii: ":") else { throw fail("expected ':' after an object key") }
-            i += 1
-            skipSpace()
-            try parseValue(depth: depth)
-            count += 1
-            skipSpace()
-            guard i < p.count else { throw fail("unexpected end of input in an object") }
-            if p[i] == UInt8(ascii: ",") { i += 1; continue }
-            if p[i] == UInt8(ascii: "}") { i += 1; break }
-            throw fail("expected ',' or '}' in an object")
+        } catch {
+            // A wide object's keys are checked when it ends; one that ends in an error first
+            // reports a duplicate that came before the error, as a key-by-key check would.
+            if let d = firstDuplicate(from: keyBase), d.at < error.offset { throw duplicate(d) }
+            throw error
         }
+        if let d = firstDuplicate(from: keyBase) { throw duplicate(d) }
         endContainer(at: at, count: count)
     }
 
-    private func isDuplicate(_ key: (start: Int, count: Int), from base: Int) -> Bool {
+    /// Keys an object may have before its duplicate check waits for its end (as in the C reader).
+    static let linearKeys = 16
+
+    private func isDuplicate(_ key: (start: Int, count: Int, at: Int), from base: Int) -> Bool {
         out.withUnsafeBufferPointer { o in
             for k in keys[base...] where k.count == key.count {
                 if memcmp(o.baseAddress! + k.start, o.baseAddress! + key.start, key.count) == 0 { return true }
             }
             return false
         }
+    }
+
+    /// In an object of more than `linearKeys` keys (since `base` in `keys`): the first key
+    /// that repeats an earlier one. The C helper sorts the keys' hashes: O(n), where a scan
+    /// per key was O(n²) (100k keys and a stray byte took 35 s to refuse).
+    private func firstDuplicate(from base: Int) -> (start: Int, count: Int, at: Int)? {
+        let n = keys.count - base
+        guard n > Self.linearKeys else { return nil }
+        let offsets = keys[base...].map { UInt32($0.start - 4) }  // the key entries: u32 length, bytes
+        let first = out.withUnsafeBufferPointer { o in
+            offsets.withUnsafeBufferPointer { lp_json_first_duplicate(o.baseAddress!, $0.baseAddress!, n) }
+        }
+        return first >= 0 ? keys[base + first] : nil
+    }
+
+    private mutating func duplicate(_ key: (start: Int, count: Int, at: Int)) -> JSONError {
+        i = key.at
+        let name = String(decoding: out[key.start..<key.start + min(key.count, 200)], as: UTF8.self)
+        return fail("duplicate key \"\(name)\"\(key.count > 200 ? "…" : "")")
     }
 
     /// Parses a string at `i` (at its quote) and appends u32 length + UTF-8 bytes.

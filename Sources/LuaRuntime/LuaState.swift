@@ -289,7 +289,7 @@ public final class LuaState {
             return nil
         }
         var buf = lp_buf()
-        defer { lp_buf_free(&buf) }
+        defer { lp_buf_release(L, &buf) }  // it was counted in the state's memory as it grew
         let status = lp_to_tape(L, -1, &buf)
         if status != LUA_OK {
             let e = error(status: status)
@@ -375,6 +375,10 @@ public final class LuaState {
             call.pointee.arg_len = 0
             status = lp_run(L, call)
         }
+        // After the results are copied: buffers past 1 MiB go (the scratch buffers trim
+        // themselves after each use; a failed call may have left one large).
+        let trim = status != LUA_OK || call.pointee.out.cap > Int(LP_BUF_KEEP) || call.pointee.emits.cap > Int(LP_BUF_KEEP)
+        defer { if trim { lp_call_trim(L, call) } }
         if status != LUA_OK { throw error(status: status) }
         if let handOver {
             let (out, emits, count) = (call.pointee.out.len, call.pointee.emits.len, Int(call.pointee.emit_count))

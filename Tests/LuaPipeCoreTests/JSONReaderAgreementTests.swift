@@ -100,8 +100,8 @@ struct JSONReaderAgreementTests {
         #expect(checked >= 5)
     }
 
-    /// Past 16 keys the C reader looks duplicates up in a hash set: a repeat anywhere, among
-    /// keys that share a hash slot or not, is refused as the Swift reader refuses it.
+    /// Past 16 keys both readers check an object's keys when it ends, by sorting their hashes:
+    /// a repeat anywhere, among keys that share a hash or not, is refused by both.
     @Test("objects with many keys: every duplicate refused, none invented", arguments: [17, 40, 1000])
     func wideObjects(_ n: Int) {
         let keys = (0..<n).map { "k\($0)" }

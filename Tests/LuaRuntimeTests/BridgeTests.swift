@@ -141,7 +141,8 @@ struct BridgeTests {
                 end
                 """, #"{}"#).1
         }
-        #expect(out?.contains(#""enc":"{\"a\":[],\"f\":1.0,\"i\":1,\"n\":null,\"o\":{}}""#) == true, "\(out ?? "")")
+        // decode keeps the text's key order, so encode gives the text back
+        #expect(out?.contains(#""enc":"{\"i\":1,\"f\":1.0,\"n\":null,\"a\":[],\"o\":{}}""#) == true, "\(out ?? "")")
         #expect(out?.contains("luapipe.json.decode: expected a string key") == true, "\(out ?? "")")
     }
 }

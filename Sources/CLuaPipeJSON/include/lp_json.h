@@ -20,12 +20,30 @@ static inline size_t lp_tape_skip(const uint8_t *tape, size_t at) {
     }
 }
 
-/// FNV-1a: the hash of a record's keys, where a linear scan would be too slow (objects and
-/// lazy records with many keys).
+/// Set once per process from the system's random source (lp_json.c).
+extern uint64_t lp_hash_seed;
+
+/// The hash of a record's keys, where a linear scan would be too slow (objects and lazy
+/// records with many keys). Seeded at random per process and mixed through all 64 bits:
+/// FNV-1a (used before) let crafted keys share their low bits, which are all a table of 2^k
+/// slots looks at, and so turn every lookup into a scan of all keys.
 static inline uint32_t lp_hash_bytes(const uint8_t *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t h = lp_hash_seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull);
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    h = (h ^ v) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
 }
 
 /// The most tape bytes a JSON text of n bytes can give.
@@ -35,6 +53,17 @@ static inline size_t lp_json_tape_bound(size_t n) { return 9 * n + 16; }
 /// least lp_json_tape_bound(n) bytes. Returns the tape length, or -1 when the text is not
 /// accepted (the Swift reader then reports why).
 long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only);
+
+/// Among `n` key entries (u32 length, bytes) at base + at[i], in text order: the number of the
+/// first that repeats an earlier one, -1 when none does, -2 when out of memory. Sorts the
+/// keys' hashes (radix): O(n) memory and time (the JSON readers' check for objects of many keys).
+long lp_json_first_duplicate(const uint8_t *base, const uint32_t *at, size_t n);
+
+/// The same into `out` of `cap` bytes, which may be less than the bound: returns
+/// LP_JSON_FULL when the tape would not fit (luapipe.json.decode bounds it by the memory
+/// limit), -1 when the text is not accepted.
+#define LP_JSON_FULL (-2)
+long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, int record_only);
 
 /// The same, into a buffer of the calling thread (kept until the thread ends, or until
 /// lp_json_scratch_trim when over 1 MiB).
@@ -51,6 +80,10 @@ void lp_json_set_double_formatter(lp_json_double_fn fn);
 /// Writes the tape's value as compact JSON into out (at least lp_json_text_bound(len)
 /// bytes). Returns the text's length.
 size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out);
+
+/// The exact length of the JSON text lp_json_write makes of the tape (for a caller that
+/// cannot afford lp_json_text_bound).
+size_t lp_json_text_size(const uint8_t *tape, size_t len);
 
 /// The same, into a buffer of the calling thread; valid until its next call.
 const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len);

@@ -28,14 +28,25 @@ enum {
 };
 
 /// A growable byte buffer owned by C (malloc), read by Swift.
+///
+/// The buffers a call fills for the host (its result, its emits, the scratch buffers of
+/// luapipe.json and host functions, lp_to_tape's) count against the state's memory limit as
+/// they grow: `charged` is how much of `cap` the state's memory count holds for this buffer.
 typedef struct lp_buf {
     uint8_t *data;
     size_t len;
     size_t cap;
+    size_t charged;
 } lp_buf;
 
+/// Frees the buffer without touching any state's memory count: for buffers never charged,
+/// or ones whose state is being closed.
 void lp_buf_free(lp_buf *b);
+/// Grows to exactly len + extra, without charging (Swift host functions, which write one
+/// result they measured against their budget; C charges what they added afterwards).
 int lp_buf_reserve(lp_buf *b, size_t extra);
+/// Frees the buffer and takes what it was charged off the state's memory count. [-0, +0, -]
+void lp_buf_release(lua_State *L, lp_buf *b);
 
 // MARK: - Limits
 
@@ -120,6 +131,12 @@ typedef struct lp_call {
 /// Runs the call protected, with deadline and traceback. Returns a Lua status (LUA_OK...);
 /// on error the message string is left on the stack. [-0, +(0|1), -]
 int lp_run(lua_State *L, lp_call *call);
+/// After a call (also a failed one), once its results are copied: frees its result and emit
+/// buffers, and the state's scratch buffers, that grew past LP_BUF_KEEP bytes, so a call that
+/// handed over a large value does not keep that memory (and its count) for the state's life.
+/// [-0, +0, -]
+void lp_call_trim(lua_State *L, lp_call *call);
+#define LP_BUF_KEEP (1u << 20)
 
 /// Registry helpers. [-1, +0, -] pops the value and returns a ref (LUA_NOREF on failure).
 int lp_ref(lua_State *L);
@@ -134,11 +151,17 @@ int lp_to_tape(lua_State *L, int idx, lp_buf *out);
 
 // MARK: - Host functions
 
+/// What a host function or codec returns: LP_HOST_OK with its result in `*result`, or an
+/// error message in `*result`. LP_HOST_MEMORY: what it would have to build passes `budget`
+/// (the bytes `*result` may hold: what is left of the state's memory limit); C then marks the
+/// call as a memory breach (LP_LIMIT_MEMORY), so the instance is replaced.
+enum { LP_HOST_OK = 0, LP_HOST_ERROR = -1, LP_HOST_MEMORY = -2 };
+
 /// A host function written in Swift. It never touches the Lua API: C converts the arguments
 /// (after `self` for methods) to one tape ARRAY before the call, and after the Swift frame has
-/// returned pushes the result or raises the error. It returns 0 with the result tape in
-/// `*result` (no result when result->len == 0), or -1 with an error message in `*result`.
-typedef int (*lp_host_fn)(void *ctx, const uint8_t *args, size_t len, lp_buf *result);
+/// returned pushes the result or raises the error. The result tape goes in `*result` (no
+/// result when result->len == 0); it must not build more than `budget` bytes.
+typedef int (*lp_host_fn)(void *ctx, const uint8_t *args, size_t len, size_t budget, lp_buf *result);
 
 /// Sets `table[name]` (table: a registry ref) to a C closure that calls `fn(ctx, ...)` and is
 /// named `name` in error messages. Protected; the error message is left on the stack.
@@ -147,9 +170,10 @@ int lp_set_host(lua_State *L, int table_ref, const char *name, lp_host_fn fn, vo
 int lp_set_value(lua_State *L, int table_ref, const char *name, const uint8_t *tape, size_t len);
 
 /// The JSON codec, written in Swift, registered once. Pure functions: they never touch Lua.
-/// decode: JSON bytes -> tape (return 0) or error message (return -1).
-/// encode: tape -> JSON bytes (return 0) or error message (return -1).
-typedef int (*lp_codec_fn)(const uint8_t *in, size_t len, lp_buf *out);
+/// decode: JSON bytes -> tape, or an error message (C parses first with CLuaPipeJSON; this
+/// runs when that refused the text, to say why). encode: tape -> JSON bytes. Both return an
+/// LP_HOST_* status and build at most `budget` bytes.
+typedef int (*lp_codec_fn)(const uint8_t *in, size_t len, size_t budget, lp_buf *out);
 void lp_set_codec(lp_codec_fn decode, lp_codec_fn encode);
 
 /// The light userdata that stands for JSON null (`luapipe.null`).
