@@ -39,6 +39,11 @@ struct lp_ctl {
     // without a hidden-field lookup. Set while a call runs (its stack keeps the table alive).
     const void *cur_table;
     struct lp_lazy *cur_lazy;
+    // Calls that wait (lp_wait.c): the task running now, if any, and the blocking wait.
+    struct lp_task *task;
+    lp_wait_fn wait_fn;
+    void *wait_ctx;
+    lp_buf wait_req, wait_reply;   // a blocking wait's request and answer
 };
 
 /// The state's control block: kept in the extra space before each lua_State (the main
@@ -189,4 +194,15 @@ void lp_tape_write_as(lua_State *L, int idx, lp_buf *out, const char *what, cons
 /// offsets of `base`, for the table at t. [-0, +0, m]
 void lp_order_set_keys(lua_State *L, int t, const uint8_t *base, const uint32_t *key_at, uint32_t count);
 
+
+// MARK: Calls and waits (lp_state.c, lp_wait.c)
+void lp_use_lua_locale(void);
+int64_t lp_deadline_after(lp_ctl *c, int64_t timeout_ns);
+void lp_hook(lua_State *L, lua_Debug *ar);
+/// The two halves of a plugin call around the function call itself (lp_run, tasks).
+int lp_call_prepare(lua_State *L, lp_call *call);   // [-0, +?, e]: nargs, or -1 when skipped
+int lp_call_finish(lua_State *L, lp_call *call);    // [-0, +0, e]
+/// luapipe.sleep, luapipe.http.request, ctx.call (luapipe._call), and the coroutine
+/// functions that let a plugin's own coroutines wait. [-0, +0, e]
+void lp_open_waits(lua_State *L, int luapipe_table);
 #endif

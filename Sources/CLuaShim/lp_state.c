@@ -23,7 +23,7 @@ static void make_lua_locale(void) {
 // Once per thread, and left in place: only strcoll and strxfrm read LC_COLLATE, and a thread
 // that runs Lua wants byte order for every state (uselocale at each call cost ~15 ns).
 static _Thread_local int lua_locale_used;
-static void lp_use_lua_locale(void) {
+void lp_use_lua_locale(void) {
     if (lua_locale_used) return;
     lua_locale_used = 1;
     pthread_once(&lua_locale_once, make_lua_locale);
@@ -39,7 +39,7 @@ int64_t lp_now_ns(void) {
 // A call's deadline, from the coarse clock (a fifth of the precise one's cost, read at every
 // call): it lags by less than its resolution, which is added, so a deadline is never early
 // and at most one tick (1-4 ms) late. The hook compares it with the precise clock.
-static int64_t deadline_after(lp_ctl *c, int64_t timeout_ns) {
+int64_t lp_deadline_after(lp_ctl *c, int64_t timeout_ns) {
     struct timespec ts;
     if (c->coarse_res_ns <= 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return lp_now_ns() + timeout_ns;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + c->coarse_res_ns + timeout_ns;
@@ -128,9 +128,10 @@ static void *lp_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 // Polls the interrupt flag and the deadline. When either fired it re-arms itself to run at
 // every instruction, so a script's pcall (or coroutine.resume) that swallows the error meets
 // it again at once, and the error reaches the host (Redis `luaMaskCountHook` does the same).
-static void lp_hook(lua_State *L, lua_Debug *ar) {
+void lp_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lp_ctl *c = lp_ctl_get(L);
+    if (c->limit_hit == LP_LIMIT_WAIT) lp_limit_raise(L, LP_LIMIT_WAIT);  // caught by a pcall: again
     int why = LP_LIMIT_NONE;
     if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) why = LP_LIMIT_INTERRUPT;
     else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
@@ -144,6 +145,7 @@ int lp_limit_raise(lua_State *L, int why) {
     c->rearmed = 1;
     lua_sethook(L, lp_hook, LUA_MASKCOUNT, 1);
     if (why == LP_LIMIT_TIME) return luaL_error(L, "timeout: the call ran past its time limit");
+    if (why == LP_LIMIT_WAIT) return luaL_error(L, "timeout: the call ran past its time limit while it waited");
     return luaL_error(L, "interrupted");
 }
 
@@ -177,6 +179,8 @@ void lp_close(lua_State *L) {
     lp_ctl *c = lp_ctl_get(L);
     c->mem_limit = 0;  // closing must not fail for want of memory
     lua_close(L);
+    lp_buf_free(&c->wait_req);
+    lp_buf_free(&c->wait_reply);
     pool_drain(c);
     free(c);
 }
@@ -200,7 +204,7 @@ void lp_set_hook_count(lua_State *L, int count) {
 static int pcall_at(lua_State *L, int base, int nargs, int nresults, int64_t timeout_ns) {
     lp_ctl *c = lp_ctl_get(L);
     c->limit_hit = LP_LIMIT_NONE;
-    c->deadline_ns = timeout_ns > 0 ? deadline_after(c, timeout_ns) : 0;
+    c->deadline_ns = timeout_ns > 0 ? lp_deadline_after(c, timeout_ns) : 0;
     lp_use_lua_locale();
     int status = lua_pcall(L, nargs, nresults, base);
     // A call that came back after its deadline (from a long C function, or through a pcall
@@ -263,7 +267,7 @@ int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname
     // Parsing runs in C too: it gets the same deadline as the chunk, checked between pieces.
     lp_ctl *c = lp_ctl_get(L);
     c->limit_hit = LP_LIMIT_NONE;
-    c->deadline_ns = timeout_ns > 0 ? deadline_after(c, timeout_ns) : 0;
+    c->deadline_ns = timeout_ns > 0 ? lp_deadline_after(c, timeout_ns) : 0;
     int status = lp_load_text(L, code, len, chunkname);
     c->deadline_ns = 0;
     if (c->rearmed) {
@@ -277,9 +281,10 @@ int lp_dochunk(lua_State *L, const char *code, size_t len, const char *chunkname
     return lp_pcall_limited(L, 0, nresults, timeout_ns);
 }
 
-// [call] -> [] : the body of lp_run, inside protection.
-static int lp_run_main(lua_State *L) {
-    lp_call *call = lua_touserdata(L, 1);
+// Pushes what the call needs and the function with its arguments: [arg, ctx, fn, args...].
+// Returns the number of arguments, or -1 when `when` said no (call->result is SKIPPED).
+// [-0, +(2|3+n), e]
+int lp_call_prepare(lua_State *L, lp_call *call) {
     lua_settop(L, 0);
     luaL_checkstack(L, 8, NULL);
     if (call->arg) {
@@ -304,13 +309,17 @@ static int lp_run_main(lua_State *L) {
         lua_call(L, 1, 1);                                    // [arg, ctx, ok]
         int ok = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        if (!ok) { call->result = LP_RESULT_SKIPPED; return 0; }
+        if (!ok) { call->result = LP_RESULT_SKIPPED; return -1; }
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, call->fn_ref);          // [arg, ctx, fn]
     int nargs = 0;
     if (call->arg) { lua_pushvalue(L, 1); nargs++; }
     if (call->ctx_ref != LUA_NOREF) { lua_pushvalue(L, 2); nargs++; }
-    lua_call(L, nargs, 1);                                    // [arg, ctx, result]
+    return nargs;
+}
+
+// Reads the function's result per the call's mode: [arg, ctx, result]. [-0, +0, e]
+int lp_call_finish(lua_State *L, lp_call *call) {
     switch (call->mode) {
     case LP_MODE_VALUE:
         lp_tape_write(L, -1, &call->out, "result");
@@ -340,6 +349,15 @@ static int lp_run_main(lua_State *L) {
     if (call->out.len > 0 && call->out.data[0] != LP_T_OBJECT)
         return luaL_error(L, "process must return a record (a table with string keys), not a list");
     return 0;
+}
+
+// [call] -> [] : the body of lp_run, inside protection.
+static int lp_run_main(lua_State *L) {
+    lp_call *call = lua_touserdata(L, 1);
+    int nargs = lp_call_prepare(L, call);
+    if (nargs < 0) return 0;
+    lua_call(L, nargs, 1);                                    // [arg, ctx, result]
+    return lp_call_finish(L, call);
 }
 
 int lp_run(lua_State *L, lp_call *call) {

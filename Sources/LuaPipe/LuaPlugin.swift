@@ -13,17 +13,24 @@ public final class LuaPlugin: WorkerPlugin {
         public var when: String?
         /// The manifest's `timeout_ms`, for setup, tick, flush and teardown.
         public var timeout: Duration
-        public init(options: LuaState.Options = .init(), when: String? = nil, timeout: Duration = .seconds(10)) {
+        /// What the plugin's waits go to (luapipe.sleep, luapipe.http.request, ctx.call).
+        public var waits: LuaWaits
+        public init(options: LuaState.Options = .init(), when: String? = nil, timeout: Duration = .seconds(10),
+                    waits: LuaWaits = LuaWaits()) {
             self.options = options
             self.when = when
             self.timeout = timeout
+            self.waits = waits
         }
     }
 
     public let source: LuaPluginSource
-    private let settings: Settings
-    private let confined: ThreadConfined<LuaInstance?>
-    private let context: PluginContext
+    let settings: Settings
+    let confined: ThreadConfined<LuaInstance?>
+    let context: PluginContext
+
+    /// A plugin that waits runs as a stage of its own, with many records in flight.
+    public var fusable: Bool { !source.waits }
     private var timeout: Duration { settings.timeout }
 
     public var worker: WorkerThread { confined.worker }
@@ -63,6 +70,7 @@ public final class LuaPlugin: WorkerPlugin {
     }
 
     public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
+        if source.waits { return await processWaiting(items, context, limits) }
         let (confined, source, settings) = (self.confined, self.source, self.settings)
         return await confined.worker.run { Self.process(confined, source, settings, items, context, limits) }
     }
@@ -116,7 +124,7 @@ public final class LuaPlugin: WorkerPlugin {
 
     static func error(_ e: LuaError, _ context: PluginContext, _ number: Int?) -> PipelineError {
         let code: PipelineError.Code = switch e.code {
-        case .timeout: .timeout
+        case .timeout, .waitTimeout: .timeout
         case .memory, .hostMemory: .memory
         case .interrupted: .cancelled
         default: .plugin
@@ -184,6 +192,11 @@ final class LuaInstance {
     let when: LuaRef?
     private var functions: [String: LuaRef] = [:]
     private let context: PluginContext
+    /// Records' calls in flight (by the driver's slot), and finished tasks kept for reuse.
+    var tasks: [Int: LuaTask] = [:]
+    var spare: [LuaTask] = []
+
+    deinit { releaseAll() }  // on the state's thread, before the state closes
 
     init(source: LuaPluginSource, settings: LuaPlugin.Settings, context: PluginContext, timeout: Duration) throws {
         self.context = context
@@ -199,6 +212,10 @@ final class LuaInstance {
         var options = settings.options
         options.root = options.root ?? source.folder
         state = try LuaState(options: options, host: host)
+        // Calls that are not tasks (setup, tick, flush, teardown, a plugin fused with others)
+        // wait by blocking this thread.
+        let waits = settings.waits
+        state.setBlockingWait { waits.block($0, context) }
         table = try state.load(file: source.path, timeout: timeout)
         let now = try LuaPluginSource.check(state, table, path: source.path)
         guard now.name == source.name else {  // the file was edited (--watch) or replaced

@@ -12,6 +12,10 @@ public struct LuaPluginSource: Sendable {
     /// The plugin's own `tick_ms` field, if it has one.
     public var tickMilliseconds: Int?
     public var hasTests: Bool
+    /// The file calls functions that wait (luapipe.sleep, luapipe.http, ctx.call): its records'
+    /// calls run as coroutines, many in flight at once. A plugin that waits without saying so
+    /// in its own file (through a module) waits holding its thread.
+    public var waits = false
 
     /// The folder `require` may load from: the plugin's own.
     public var folder: String { path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "." }
@@ -24,7 +28,9 @@ public struct LuaPluginSource: Sendable {
         options.root = options.root ?? (path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ".")
         let lua = try LuaState(options: options)
         let table = try lua.load(file: path, timeout: timeout)
-        return try check(lua, table, path: path)
+        var source = try check(lua, table, path: path)
+        source.waits = Self.waits(path)
+        return source
     }
 
     static func check(_ lua: LuaState, _ table: LuaRef, path: String) throws -> LuaPluginSource {
@@ -66,6 +72,13 @@ public struct LuaPluginSource: Sendable {
         return LuaPluginSource(path: path, name: name, version: version, api: Int(api),
                                description: lua.stringField(table, "description") ?? "", parallel: parallel,
                                tickMilliseconds: tick, hasTests: lua.fieldType(table, "tests") == .table)
+    }
+
+    /// Whether the file's text names a function that waits.
+    static func waits(_ path: String) -> Bool {
+        guard let bytes = try? FileIO.readRegular(path, limit: 16 << 20, what: "plugin file") else { return false }
+        let text = String(decoding: bytes, as: UTF8.self)
+        return ["luapipe.sleep", "luapipe.http", "ctx.call", ".sleep(", "http.request"].contains { text.contains($0) }
     }
 
     static func isSemver(_ s: String) -> Bool {

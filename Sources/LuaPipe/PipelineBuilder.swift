@@ -164,6 +164,7 @@ public struct PipelineBuilder: Sendable {
             let timeout = Duration.milliseconds(e.timeoutMs)
             let info = PluginInfo(id: r.id, name: r.name, version: r.version)
             let pool = self.pool
+            let registry = self.registry
             let hotReload = options.hotReload
             let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: pool.workers[0],
                                                  httpHosts: e.httpHosts.map(Set.init), http: registry.http)
@@ -176,7 +177,9 @@ public struct PipelineBuilder: Sendable {
                 if let src = r.lua {
                     let options = LuaState.Options(memoryLimit: e.memoryMb << 20, root: src.folder,
                                                    allowIO: e.allow.contains("io"), allowOS: e.allow.contains("os"))
-                    let plugin = LuaPlugin(source: src, settings: .init(options: options, when: e.when, timeout: timeout),
+                    let waits = LuaWaits(allowHTTP: e.allow.contains("http"), httpHosts: e.httpHosts.map(Set.init),
+                                         http: registry.http, functions: registry.allFunctions)
+                    let plugin = LuaPlugin(source: src, settings: .init(options: options, when: e.when, timeout: timeout, waits: waits),
                                            context: ctx, on: worker)
                     hotReload?.register(plugin)
                     return plugin

@@ -226,12 +226,13 @@ public final class Pipeline: Sendable {
     }
 
     /// Which stages run together: consecutive worker plugins (Lua, sync Swift) whose
-    /// instances are on the same threads, with no tick, no separate `when` filter and no
-    /// `max_errors` (which needs the batch's results in input order before the next entry).
+    /// instances are on the same threads, with no tick, no separate `when` filter, no
+    /// `max_errors` (which needs the batch's results in input order before the next entry),
+    /// and no calls that wait (those run with many records in flight).
     static func fuse(_ stages: [StageSpec], _ setUp: [[Instance]], _ filters: [(any RecordFilter)?]) -> [[Int]] {
         func workers(_ i: Int) -> [ObjectIdentifier]? {
             guard stages[i].tick == nil, filters[i] == nil, stages[i].maxErrors == nil else { return nil }
-            let w = setUp[i].compactMap { ($0.plugin as? any WorkerPlugin).map { ObjectIdentifier($0.worker) } }
+            let w = setUp[i].compactMap { ($0.plugin as? any WorkerPlugin).flatMap { $0.fusable ? ObjectIdentifier($0.worker) : nil } }
             return w.count == setUp[i].count && !w.isEmpty ? w : nil
         }
         var groups: [[Int]] = []

@@ -39,6 +39,13 @@ public protocol Plugin: AnyObject {
 public protocol WorkerPlugin: Plugin, WorkerBound {
     /// What `processBatch` does, called on `worker`.
     func processOnWorker(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) -> [ItemResult]
+    /// False for an instance whose calls wait (a Lua plugin that uses luapipe.sleep and the
+    /// like): it runs as a stage of its own, so many of its records can wait at once.
+    var fusable: Bool { get }
+}
+
+extension WorkerPlugin {
+    public var fusable: Bool { true }
 }
 
 /// Per-call limits from the manifest, and the run's stop flag.

@@ -8,6 +8,7 @@ public struct LuaError: Error, Sendable, CustomStringConvertible {
         case memory        // the state ran out of its memory limit (the state should be replaced)
         case contract      // the plugin broke the plugin contract (bad table, bad result)
         case hostMemory    // what the call hands over does not fit the host's budget (the state is fine)
+        case waitTimeout   // the deadline passed while the call waited (the state is fine)
         case file          // a plugin file could not be read
     }
 
@@ -49,6 +50,7 @@ public struct LuaError: Error, Sendable, CustomStringConvertible {
         case 1: code = .timeout
         case 2: code = .interrupted
         case 3: code = .memory
+        case 4: code = .waitTimeout
         default: code = status == 3 /* LUA_ERRSYNTAX */ ? .syntax : .runtime
         }
         if code == .memory, !message.contains("memory") {

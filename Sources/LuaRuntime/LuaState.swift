@@ -63,6 +63,9 @@ public final class LuaState {
         return p
     }()
 
+    /// The blocking wait the C side calls (setBlockingWait), kept alive with the state.
+    var waitBox: Unmanaged<WaitBox>?
+
     static let codecInstalled: Bool = {
         lp_set_codec(codecDecode, codecEncode)
         return true
@@ -120,6 +123,7 @@ public final class LuaState {
         lp_buf_free(&call.pointee.emits)
         call.deallocate()
         lp_close(L)
+        waitBox?.release()
     }
 
     static func popMessage(_ L: OpaquePointer) -> String {
@@ -134,7 +138,7 @@ public final class LuaState {
         return message
     }
 
-    private func error(status: Int32) -> LuaError {
+    func error(status: Int32) -> LuaError {
         let raw = Self.popMessage(L)
         return LuaError(status: status, raw: raw, limit: lp_limit_hit(L))
     }
@@ -350,18 +354,8 @@ public final class LuaState {
     public func call(_ fn: LuaRef, arg: Tape? = nil, mode: Mode = .ignore, when: LuaRef? = nil,
                      passContext: Bool = true, allowEmit: Bool = false, recordNumber: Int = 0,
                      timeout: Duration? = nil, handOver: ((Int) -> Bool)? = nil) throws(LuaError) -> Outcome {
-        call.pointee.fn_ref = fn.raw
-        call.pointee.ctx_ref = passContext ? ctx.raw : LUA_NOREF
-        call.pointee.when_ref = when?.raw ?? LUA_NOREF
-        call.pointee.allow_emit = allowEmit ? 1 : 0
-        call.pointee.record_number = Int64(recordNumber)
-        call.pointee.timeout_ns = Self.nanos(timeout)
-        switch mode {
-        case .ignore: call.pointee.mode = Int32(LP_MODE_IGNORE)
-        case .record: call.pointee.mode = Int32(LP_MODE_RECORD)
-        case .value: call.pointee.mode = Int32(LP_MODE_VALUE)
-        case .truth: call.pointee.mode = Int32(LP_MODE_TRUTH)
-        }
+        prepare(call, fn, mode: mode, when: when, passContext: passContext, allowEmit: allowEmit,
+                recordNumber: recordNumber, timeout: timeout)
         let status: Int32
         if let arg {
             status = arg.bytes.withUnsafeBufferPointer { b in
@@ -380,6 +374,28 @@ public final class LuaState {
         let trim = status != LUA_OK || call.pointee.out.cap > Int(LP_BUF_KEEP) || call.pointee.emits.cap > Int(LP_BUF_KEEP)
         defer { if trim { lp_call_trim(L, call) } }
         if status != LUA_OK { throw error(status: status) }
+        return try outcome(of: call, handOver: handOver)
+    }
+
+    /// Fills a call block for `fn` (everything but the argument).
+    func prepare(_ call: UnsafeMutablePointer<lp_call>, _ fn: LuaRef, mode: Mode, when: LuaRef?, passContext: Bool,
+                 allowEmit: Bool, recordNumber: Int, timeout: Duration?) {
+        call.pointee.fn_ref = fn.raw
+        call.pointee.ctx_ref = passContext ? ctx.raw : LUA_NOREF
+        call.pointee.when_ref = when?.raw ?? LUA_NOREF
+        call.pointee.allow_emit = allowEmit ? 1 : 0
+        call.pointee.record_number = Int64(recordNumber)
+        call.pointee.timeout_ns = Self.nanos(timeout)
+        switch mode {
+        case .ignore: call.pointee.mode = Int32(LP_MODE_IGNORE)
+        case .record: call.pointee.mode = Int32(LP_MODE_RECORD)
+        case .value: call.pointee.mode = Int32(LP_MODE_VALUE)
+        case .truth: call.pointee.mode = Int32(LP_MODE_TRUTH)
+        }
+    }
+
+    /// What a finished call produced: asks `handOver` first whether the host may take it.
+    func outcome(of call: UnsafeMutablePointer<lp_call>, handOver: ((Int) -> Bool)?) throws(LuaError) -> Outcome {
         if let handOver {
             let (out, emits, count) = (call.pointee.out.len, call.pointee.emits.len, Int(call.pointee.emit_count))
             let bytes = out + emits + (count + (out > 0 ? 1 : 0)) * HostBudget.perRecord

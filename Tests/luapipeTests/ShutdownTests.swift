@@ -65,6 +65,17 @@ struct ShutdownTests {
         #expect(r.stderr.contains("flush ran"))
     }
 
+    @Test("SIGINT with 64 records waiting: their waits end at once, exit 130, teardown once, figures balance")
+    func waiting() async throws {
+        let r = try await Self.interruptOffPool(["waiter.yaml"], input: Self.records(200), after: 1, SIGINT)
+        #expect(r.status == 130, "\(r.stderr)")
+        #expect(r.seconds < 2.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+        let p = (r.stats["plugins"] as? [[String: Any]])?.first ?? [:]
+        #expect(p["in_flight_max"] as? Int == 64, "\(p)")
+        #expect(r.stderr.components(separatedBy: "teardown ran").count == 2, "\(r.stderr)")
+    }
+
     @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")
     func stuckInC() async throws {
         defer { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/pkill"), arguments: ["-f", "sleep 41"]) }

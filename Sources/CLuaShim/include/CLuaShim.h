@@ -50,7 +50,8 @@ void lp_buf_release(lua_State *L, lp_buf *b);
 
 // MARK: - Limits
 
-enum { LP_LIMIT_NONE = 0, LP_LIMIT_TIME = 1, LP_LIMIT_INTERRUPT = 2, LP_LIMIT_MEMORY = 3 };
+enum { LP_LIMIT_NONE = 0, LP_LIMIT_TIME = 1, LP_LIMIT_INTERRUPT = 2, LP_LIMIT_MEMORY = 3,
+       LP_LIMIT_WAIT = 4 /* the deadline passed while the call waited: that record fails, the state is fine */ };
 
 /// Bridge depth limit: the same nesting limit as the input reader.
 #define LP_MAX_DEPTH 512
@@ -178,6 +179,48 @@ void lp_set_codec(lp_codec_fn decode, lp_codec_fn encode);
 
 /// The light userdata that stands for JSON null (`luapipe.null`).
 void *lp_null(void);
+
+// MARK: - Calls that wait (lp_wait.c)
+//
+// luapipe.sleep, luapipe.http.request and ctx.call wait for the host. A record's call run as
+// a task (a coroutine) yields while it waits, so the thread runs other records' calls; any
+// other call (setup, tick, flush, teardown, a call not run as a task) blocks its thread in
+// the host's blocking wait.
+
+/// What a call waits for: its arguments go to the host as a tape ARRAY.
+enum { LP_WAIT_SLEEP = 1, LP_WAIT_HTTP = 2, LP_WAIT_CALL = 3 };
+/// How a wait ended (the host's answer): a value (a tape, or nothing), an error message, the
+/// call's deadline, or an answer too large for the memory limit.
+enum { LP_WAIT_OK = 0, LP_WAIT_ERROR = 1, LP_WAIT_TIMEOUT = 2, LP_WAIT_MEMORY = 3 };
+
+/// One record's call as a task. The host fills `call` as for lp_run, starts it, and while it
+/// waits answers `reply`/`reply_status`, then resumes it. Reused from call to call.
+typedef struct lp_task {
+    lp_call call;
+    int thread_ref;           // registry ref of its coroutine (LUA_NOREF until first start)
+    int64_t deadline_ns;      // CLOCK_MONOTONIC
+    const void *cur_table;    // the call's record and its lazy state, kept while it waits
+    void *cur_lazy;
+    int wait_kind;            // LP_WAIT_* it waits for (when lp_task_* returned LUA_YIELD)
+    lp_buf request;           // the wait's arguments: a tape ARRAY
+    lp_buf reply;             // the answer: a tape (empty: no value) or an error message
+    int reply_status;         // LP_WAIT_*
+} lp_task;
+
+/// Starts the call in a coroutine: LUA_OK when it ended (results in t->call, as lp_run's),
+/// LUA_YIELD when it waits (t->wait_kind, t->request), else an error status with the message
+/// (and traceback) on L's stack and lp_limit_hit set as for lp_run. [-0, +(0|1), -]
+int lp_task_start(lua_State *L, lp_task *t);
+/// Resumes a waiting task with the host's answer (reply, reply_status). Same results.
+int lp_task_resume(lua_State *L, lp_task *t);
+/// Frees the task's coroutine and buffers. [-0, +0, -]
+void lp_task_free(lua_State *L, lp_task *t);
+
+/// The host's blocking wait, for calls that are not tasks: answers `reply` and returns an
+/// LP_WAIT_* status, waiting at most until `deadline_ns` (0: none); `budget` bounds the reply.
+typedef int (*lp_wait_fn)(void *ctx, int kind, const uint8_t *request, size_t len, int64_t deadline_ns,
+                          size_t budget, lp_buf *reply);
+void lp_set_wait(lua_State *L, lp_wait_fn fn, void *ctx);
 
 
 #ifdef __cplusplus
