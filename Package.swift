@@ -61,6 +61,7 @@ let package = Package(
         ),
         .executableTarget(name: "luapipe", dependencies: ["LuaPipeCLI"]),
         .executableTarget(name: "luapipe-microbench", dependencies: ["LuaRuntime", "LuaPipeCore", "LuaPipe", "LuaPipeTesting"]),
+        .executableTarget(name: "luapipe-io-bench", dependencies: ["LuaPipeCLI", "LuaPipe", "LuaPipeCore"]),
         .executableTarget(name: "luapipe-fuzz", dependencies: ["LuaRuntime", "LuaPipeCore"]),
         .target(
             name: "LuaPipeTesting",

@@ -31,3 +31,17 @@ need_bench_tools() {
 swift_build() {
     swift build -c "${CONFIG:-release}" "$@"
 }
+
+# The I/O benchmark's service and peer: nginx with the echo module, curl, aiohttp.
+need_io_bench_tools() {
+    need_bench_tools
+    command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ] \
+        || apt_install nginx libnginx-mod-http-echo
+    command -v curl >/dev/null 2>&1 || apt_install curl
+    python3 -c 'import aiohttp' 2>/dev/null || python3 -m pip install -q aiohttp >/dev/null 2>&1
+}
+
+# A free TCP port on loopback.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}

@@ -30,15 +30,14 @@ extension LuaPlugin {
         var full = false
         // Answers carry the wait's number, so a late answer of a cancelled wait is not taken
         // for the answer of that record's next wait.
-        let (answers, answer) = AsyncStream.makeStream(of: (slot: Int, wait: Int, reply: WaitReply).self)
+        let answers = Mailbox<(slot: Int, wait: Int, reply: WaitReply)>()
         var waitNumber = 0
         var current: [Int: Int] = [:]  // slot -> the number of the wait it is in
-        var iterator = answers.makeAsyncIterator()
         // Wakes the loop now and then, so a halting run is seen while every record waits.
         let alarm = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
-                answer.yield((-1, 0, .value(nil)))
+                answers.post((-1, 0, .value(nil)))
             }
         }
         var halted = false
@@ -83,7 +82,7 @@ extension LuaPlugin {
                 current[slot] = waitNumber
                 let (call, number) = (context.forCall(recordNumber: items[slot].number), waitNumber)
                 waiters[slot] = Task {
-                    answer.yield((slot, number, await waits.perform(request, call)))
+                    answers.post((slot, number, await waits.perform(request, call)))
                 }
             }
             limits.metrics?.inFlight(inFlight.count)
@@ -92,27 +91,29 @@ extension LuaPlugin {
             if !full, next < items.count, inFlight.count < limits.concurrency, !limits.stopping, !step.waits.isEmpty || !starts.isEmpty {
                 continue
             }
-            guard let (slot, number, reply) = await iterator.next() else { break }
-            if slot < 0 {
-                // The run halts (a signal, a lost output): waits end now, as errors the plugin
-                // sees (and may handle), so its calls finish promptly.
-                if limits.stopping, !halted {
-                    halted = true
-                    for (s, w) in waiters {
-                        w.cancel()
-                        current[s] = nil
-                        replies.append((s, .error("cancelled: the run is stopping")))
+            // Every answer that is in, at least one: one hop to the thread resumes them all.
+            for (slot, number, reply) in await answers.take() {
+                if slot < 0 {
+                    // The run halts (a signal, a lost output): waits end now, as errors the
+                    // plugin sees (and may handle), so its calls finish promptly.
+                    if limits.stopping, !halted {
+                        halted = true
+                        for (s, w) in waiters {
+                            w.cancel()
+                            current[s] = nil
+                            replies.append((s, .error("cancelled: the run is stopping")))
+                        }
+                        waiters = [:]
                     }
-                    waiters = [:]
+                    continue
                 }
-                continue
+                guard current[slot] == number else { continue }  // a cancelled wait's late answer
+                current[slot] = nil
+                waiters[slot] = nil
+                guard let began = inFlight[slot] else { continue }  // its call was cancelled meanwhile
+                if let began { limits.metrics?.waited((ContinuousClock.now - began).nanoseconds) }
+                replies.append((slot, reply))
             }
-            guard current[slot] == number else { continue }  // a cancelled wait's late answer
-            current[slot] = nil
-            waiters[slot] = nil
-            guard let began = inFlight[slot] else { continue }  // its call was cancelled meanwhile
-            if let began { limits.metrics?.waited((ContinuousClock.now - began).nanoseconds) }
-            replies.append((slot, reply))
         }
         return results.map { $0 ?? .abandoned }
     }
@@ -205,3 +206,4 @@ extension LuaInstance {
         }
     }
 }
+

@@ -111,37 +111,70 @@ public protocol ConcurrentPlugin: Plugin, Sendable {}
 
 extension ConcurrentPlugin {
     /// Runs the batch's calls with at most `limits.concurrency` in flight; results come back
-    /// in input order, whatever finishes first.
+    /// in input order, whatever finishes first. A call past its timeout is cancelled and its
+    /// record fails at once (one timer for the batch, not one per call); what it does after
+    /// that is ignored.
     public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
-        await withTaskGroup(of: (Int, ItemResult).self) { group in
-            var results = [ItemResult?](repeating: nil, count: items.count)
-            var next = 0, running = 0
-            func fill() {
-                while next < items.count, running < limits.concurrency {
-                    let (i, item) = (next, items[next])
-                    next += 1
-                    if limits.stopping {
-                        results[i] = .abandoned
-                        continue
-                    }
-                    running += 1
-                    let call = context.forCall(recordNumber: item.number)
-                    group.addTask {
-                        let started = ContinuousClock.now
-                        let r = await self.processOne(item, call, limits)
-                        limits.metrics?.waited((ContinuousClock.now - started).nanoseconds)
-                        return (i, r)
-                    }
+        let done = Mailbox<(index: Int, result: ItemResult)>()
+        var results = [ItemResult?](repeating: nil, count: items.count)
+        var running: [Int: (task: Task<Void, Never>, deadline: ContinuousClock.Instant)] = [:]
+        var next = 0
+        let sweeper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(10))
+                done.post((-1, .abandoned))
+            }
+        }
+        defer { sweeper.cancel() }
+        while true {
+            while next < items.count, running.count < limits.concurrency {
+                let (i, item) = (next, items[next])
+                next += 1
+                if limits.stopping {
+                    results[i] = .abandoned
+                    continue
                 }
-                limits.metrics?.inFlight(running)
+                let call = context.forCall(recordNumber: item.number)
+                let started = ContinuousClock.now
+                let task = Task {
+                    let r = await self.callOnce(item, call)
+                    limits.metrics?.waited((ContinuousClock.now - started).nanoseconds)
+                    done.post((i, r))
+                }
+                running[i] = (task, started + limits.timeout)
             }
-            fill()
-            while let (i, r) = await group.next() {
-                results[i] = r
-                running -= 1
-                fill()
+            limits.metrics?.inFlight(running.count)
+            if running.isEmpty { break }
+            for (i, r) in await done.take() {
+                if i >= 0 {
+                    if running.removeValue(forKey: i) != nil { results[i] = r }
+                    continue
+                }
+                let now = ContinuousClock.now
+                for (k, entry) in running where entry.deadline <= now {
+                    entry.task.cancel()
+                    running[k] = nil
+                    results[k] = .failed(PipelineError(.timeout, "timeout: process ran past \(limits.timeout.milliseconds) ms",
+                                                       plugin: context.info.id, recordNumber: items[k].number))
+                }
             }
-            return results.map { $0 ?? .abandoned }
+        }
+        return results.map { $0 ?? .abandoned }
+    }
+
+    /// One call, no timer: the batch's sweeper enforces the timeout.
+    func callOnce(_ item: Item, _ context: PluginContext) async -> ItemResult {
+        do {
+            let d = try await process(item.record, context)
+            let emitted = context.end()
+            switch d {
+            case .pass: return .done(record: item, emitted: emitted)
+            case .replace(let r): return .done(record: Item(number: item.number, record: r), emitted: emitted)
+            case .drop: return .done(record: nil, emitted: emitted)
+            }
+        } catch {
+            _ = context.end()
+            return .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))
         }
     }
 }
