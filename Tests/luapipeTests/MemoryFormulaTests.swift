@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// The bound of SECURITY.md: peak RSS <= 40 MiB + 2 x the longest input line
+/// + 1.5 x (the instances' memory_mb + --host-memory-mb). Each run is sampled from /proc and
+/// killed at twice its bound, so a regression fails here instead of exhausting the machine.
+@Suite("Host memory formula, measured from outside", .serialized)
+struct MemoryFormulaTests {
+    /// Runs luapipe, sampling VmHWM every 10 ms; returns the exit status, the peak and the stats.
+    static func measure(_ args: [String], bound: Int) throws -> (status: Int32, peak: Int, killed: Bool, stats: [String: Any]) {
+        let stats = Binary.temp("formula-\(bound).json")
+        try? FileManager.default.removeItem(atPath: stats)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.path)
+        p.arguments = ["run"] + args + ["--output", "/dev/null", "--stats-json", stats]
+        p.currentDirectoryURL = URL(fileURLWithPath: Binary.fixtures)
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        var peak = 0, killed = false
+        while p.isRunning {
+            if let status = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/status", encoding: .utf8),
+               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+               let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
+                peak = max(peak, kb << 10)
+            }
+            if peak > 2 * bound {
+                killed = true
+                kill(p.processIdentifier, SIGKILL)
+                break
+            }
+            usleep(10_000)
+        }
+        p.waitUntilExit()
+        return (p.terminationStatus, peak, killed, (try? Binary.stats(stats)) ?? [:])
+    }
+
+    static func bound(memoryMB: Int, hostMB: Int, line: Int = 64) -> Int {
+        (40 << 20) + 2 * (line << 20) + ((memoryMB + hostMB) * 3 / 2) << 20
+    }
+
+    @Test("three instances that fill memory_mb 64 and hand over 512 KiB per record, host budget 128 MiB")
+    func fullInstances() async throws {
+        let input = Binary.temp("formula-in.jsonl")
+        try (1...3000).map { "{\"id\":\($0)}" }.joined(separator: "\n").appending("\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let manifest = Binary.temp("formula-hog.yaml")
+        try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: hog\n    memory_mb: 64\n    instances: 3\n    config: { mb: 58, out_kb: 512 }\n    on_error: drop\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 3 * 64, hostMB: 128)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--workers", "3", "--host-memory-mb", "128"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && Binary.balanced(r.stats), "\(r.stats)")
+        #expect((r.stats["dropped"] as? Int ?? 0) > 0, "some hand-overs did not fit the budget: \(r.stats)")
+    }
+
+    @Test("a million empty records emitted in flush under memory_mb 128, host budget 256 MiB")
+    func tinyRecords() async throws {
+        let manifest = Binary.temp("formula-flood.yaml")
+        try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: flood\n    memory_mb: 128\n    config: { count: 3000000 }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let input = Binary.temp("formula-one.jsonl")
+        try "{}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 128, hostMB: 256)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "256"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+    }
+}
