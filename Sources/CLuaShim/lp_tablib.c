@@ -107,7 +107,14 @@ static void set2(lua_State *L, IdxT i, IdxT j) {
 // a < b in the sort's order. Counts comparisons: a sort of a few million elements takes
 // seconds even with the default order, and a C comparator runs no VM instruction at all.
 static int sort_comp(lua_State *L, SortState *st, int a, int b) {
-    if (++st->steps % LP_CHECK_EVERY == 0) lp_limit_check(L);
+    // One comparison of long strings can take milliseconds (Lua compares them with strcoll
+    // piece by piece between NUL bytes): then every comparison checks the limits.
+    size_t la = 0, lb = 0;
+    if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+        lua_tolstring(L, a, &la);
+        lua_tolstring(L, b, &lb);
+    }
+    if (++st->steps % LP_CHECK_EVERY == 0 || la > 4096 || lb > 4096) lp_limit_check(L);
     if (lua_isnil(L, 2)) return lua_compare(L, a, b, LUA_OPLT);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, a - 1);

@@ -182,6 +182,9 @@ final class LookupPlugin: TapeSyncPlugin {
             throw configError("lookup", "fields", "a list of field names expected")
         }
         path = Self.file(config, env.baseDirectory)!
+        guard FileIO.fileExists(path) else {
+            throw configError("lookup", "file", "a JSON Lines file expected; \(path) is not a file (check the path, relative to the manifest)")
+        }
         self.key = key
         keyBytes = Array(key.utf8)
         fields = a.compactMap(\.stringValue)

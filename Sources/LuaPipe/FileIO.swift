@@ -49,18 +49,61 @@ public enum FileIO {
         }
     }
 
+    /// Reads a manifest: a regular file of at most `limit` bytes, or a pipe (`<(...)`, a
+    /// FIFO) that gives at most `limit` bytes and ends within `seconds`. Anything else (a
+    /// device, a directory) is refused; nothing is read without bound.
+    public static func readManifest(_ path: String, limit: Int = 16 << 20, seconds: Int32 = 10) throws(PipelineError) -> [UInt8] {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw PipelineError(.manifest, "\(path): cannot read the manifest (\(String(cString: strerror(errno)))); check the path")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return try readRegular(path, limit: limit, what: "manifest")
+        case S_IFIFO, S_IFSOCK: break
+        default: throw PipelineError(.manifest, "\(path): the manifest must be a file (or a pipe), not a device or a folder")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw PipelineError(.manifest, "\(path): cannot read the manifest (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var left = Int(seconds) * 1000
+        while left > 0 {
+            let started = LuaPipeCore.monotonicMilliseconds()
+            if poll(&p, 1, Int32(min(left, 100))) > 0 {
+                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n == 0 { return out }
+                if n < 0 && errno != EAGAIN && errno != EINTR {
+                    throw PipelineError(.manifest, "\(path): cannot read the manifest (\(String(cString: strerror(errno))))")
+                }
+                if n > 0 { out.append(contentsOf: buf[0..<n]) }
+                if out.count > limit { throw PipelineError(.manifest, "\(path): the manifest is longer than \(limit >> 20) MiB") }
+            }
+            left -= max(1, LuaPipeCore.monotonicMilliseconds() - started)
+        }
+        throw PipelineError(.manifest, "\(path): the manifest (a pipe) did not end within \(seconds) s")
+    }
+
     /// Writes all bytes; throws `PipelineError(.io)` (with `outputClosedMessage` on EPIPE).
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String) throws {
+        let (_, error) = writeSome(fd, bytes, what: what)
+        if let error { throw error }
+    }
+
+    /// Writes all bytes, or as many as it can: how many, and the error that stopped it.
+    public static func writeSome(_ fd: Int32, _ bytes: [UInt8], what: String) -> (Int, PipelineError?) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                if errno == EPIPE { throw PipelineError(.io, PipelineError.outputClosedMessage) }
-                throw PipelineError(.io, "cannot write \(what): \(String(cString: strerror(errno)))")
+                if errno == EPIPE { return (offset, PipelineError(.io, PipelineError.outputClosedMessage)) }
+                return (offset, PipelineError(.io, "cannot write \(what): \(String(cString: strerror(errno)))"))
             }
             offset += n
         }
+        return (offset, nil)
     }
 
     public static func fileExists(_ path: String) -> Bool {

@@ -23,6 +23,8 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     /// Where the search for the next newline resumes: the bytes between `start` and here
     /// hold none (so a long line is scanned once, not once per chunk read).
     private var scanned = 0
+    /// Inside a line longer than `maxLine`: its bytes are dropped until its newline.
+    private var skipping = false
     private var eof = false
     private var line = 0
     private var number = 0
@@ -43,7 +45,8 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
     public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
         while true {
             var events: [InputEvent] = []
-            takeLines(into: &events)
+            if skipping { skipRest() }
+            if !skipping { takeLines(into: &events) }
             if !events.isEmpty { return events }
             if eof {
                 if start < buffer.count {  // the last line, without a newline
@@ -64,10 +67,35 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
             if let chunk {
                 if chunk.isEmpty { eof = true } else { buffer.append(contentsOf: chunk) }
             }
-            if buffer.count - start > Self.maxLine && !buffer[max(start, scanned)...].contains(10) {
-                throw PipelineError(.input, "input line \(line + 1): longer than \(Self.maxLine >> 20) MiB")
+            if !skipping, buffer.count - start > Self.maxLine, !buffer[max(start, scanned)...].contains(10) {
+                // A line past the limit, its end not in sight: it is an input error (under
+                // on_input_error, like any other), and its bytes are dropped as they come.
+                line += 1
+                number += 1
+                progress.store(number, ordering: .relaxed)
+                let head = Array(buffer[start..<(start + 1024)])
+                skipping = true
+                start = buffer.count
+                scanned = start
+                return [Self.tooLong(line, number, head)]
             }
         }
+    }
+
+    static func tooLong(_ line: Int, _ number: Int, _ head: [UInt8]) -> InputEvent {
+        .invalid(line: line, number: number, text: head,
+                 error: "longer than \(maxLine >> 20) MiB (the input holds its first KiB)")
+    }
+
+    /// Drops the rest of an over-long line, up to and with its newline.
+    private func skipRest() {
+        if let nl = buffer[start...].firstIndex(of: 10) {
+            start = nl + 1
+            skipping = false
+        } else {
+            start = buffer.count
+        }
+        scanned = start
     }
 
     /// Up to 256 KiB, or [] at end of input, or nil when nothing arrived within 100 ms.
@@ -99,9 +127,14 @@ public final class JSONLinesSource: RecordSource, @unchecked Sendable {
                 }
                 let end = b.baseAddress!.distance(to: nl.assumingMemoryBound(to: UInt8.self))
                 let lineBytes = UnsafeBufferPointer(rebasing: b[start..<end])
-                start = end + 1
                 line += 1
-                if let e = event(lineBytes) { events.append(e) }
+                if end - start > Self.maxLine {  // the whole line is in: still too long
+                    number += 1
+                    events.append(Self.tooLong(line, number, Array(lineBytes.prefix(1024))))
+                } else if let e = event(lineBytes) {
+                    events.append(e)
+                }
+                start = end + 1
             }
         }
     }
@@ -140,26 +173,35 @@ public final class JSONLinesSink: RecordSink {
     }
 
     /// Encodes and writes in pieces of about a MiB, so a batch of large records is never held
-    /// twice (as records and as one buffer of their text).
+    /// twice (as records and as one buffer of their text). When a write fails part-way, the
+    /// records whose lines went out whole count as written (`PartialWrite`).
     public func write(_ items: [Item]) async throws {
         var out: [UInt8] = []
         out.reserveCapacity(min(items.count * 200, Self.piece))
+        var ends: [Int] = []  // where each record's line ends in `out`
+        var written = 0       // records of `items` before this piece
         for item in items {
             item.writeJSON(to: &out)
             out.append(10)
+            ends.append(out.count)
             if out.count >= Self.piece {
-                try await flush(out)
+                try await flush(out, ends, &written)
                 out.removeAll(keepingCapacity: true)
+                ends.removeAll(keepingCapacity: true)
             }
         }
-        if !out.isEmpty { try await flush(out) }
+        if !out.isEmpty { try await flush(out, ends, &written) }
     }
 
     static let piece = 1 << 20
 
-    private func flush(_ bytes: [UInt8]) async throws {
+    private func flush(_ bytes: [UInt8], _ ends: [Int], _ written: inout Int) async throws {
         let (fd, name) = (self.fd, self.name)
-        try await worker.run { try FileIO.writeAll(fd, bytes, what: name) }
+        let (n, error) = await worker.run { FileIO.writeSome(fd, bytes, what: name) }
+        if let error {
+            throw PartialWrite(written: written + ends.prefix { $0 <= n }.count, error: error)
+        }
+        written += ends.count
     }
 
     public func close() async throws {

@@ -15,6 +15,9 @@ public final class LuaPlugin: WorkerPlugin {
         public var timeout: Duration
         /// What the plugin's waits go to (luapipe.sleep, luapipe.http.request, ctx.call).
         public var waits: LuaWaits
+        /// The interrupt of the instance's live state (set and cleared on its thread, used
+        /// from any thread by `interrupt()`): never one of a closed state.
+        let interruptSlot = Locked<LuaState.Interrupt?>(nil)
         public init(options: LuaState.Options = .init(), when: String? = nil, timeout: Duration = .seconds(10),
                     waits: LuaWaits = LuaWaits()) {
             self.options = options
@@ -31,6 +34,9 @@ public final class LuaPlugin: WorkerPlugin {
 
     /// A plugin that waits runs as a stage of its own, with many records in flight.
     public var fusable: Bool { !source.waits }
+
+    /// Stops the call that runs now at its next instruction (from any thread).
+    public func interrupt() { settings.interruptSlot.withLock { $0?() } }
     private var timeout: Duration { settings.timeout }
 
     public var worker: WorkerThread { confined.worker }
@@ -196,7 +202,12 @@ final class LuaInstance {
     var tasks: [Int: LuaTask] = [:]
     var spare: [LuaTask] = []
 
-    deinit { releaseAll() }  // on the state's thread, before the state closes
+    private let interruptSlot: Locked<LuaState.Interrupt?>
+
+    deinit {  // on the state's thread, before the state closes
+        interruptSlot.withLock { $0 = nil }
+        releaseAll()
+    }
 
     init(source: LuaPluginSource, settings: LuaPlugin.Settings, context: PluginContext, timeout: Duration) throws {
         self.context = context
@@ -216,6 +227,7 @@ final class LuaInstance {
         // wait by blocking this thread.
         let waits = settings.waits
         state.setBlockingWait { waits.block($0, context) }
+        interruptSlot = settings.interruptSlot
         table = try state.load(file: source.path, timeout: timeout)
         let now = try LuaPluginSource.check(state, table, path: source.path)
         guard now.name == source.name else {  // the file was edited (--watch) or replaced
@@ -237,6 +249,8 @@ final class LuaInstance {
         if let setup = functions["setup"] {
             _ = try state.call(setup, arg: Tape(context.config), mode: .ignore, timeout: timeout)
         }
+        let handle = state.interrupt
+        interruptSlot.withLock { $0 = handle }  // cleared in deinit, before the state closes
     }
 
     func process(_ item: Item, timeout: Duration, ledger: Ledger?) throws -> ItemResult {

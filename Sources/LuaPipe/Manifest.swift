@@ -43,9 +43,7 @@ public struct Manifest: Sendable {
                             "tick_ms", "allow", "memory_mb", "instances", "concurrency", "http_hosts", "enabled"]
 
     public static func load(path: String) throws(PipelineError) -> Manifest {
-        guard let bytes = FileIO.readAll(path) else {
-            throw PipelineError(.manifest, "\(path): cannot read the manifest (check the path)")
-        }
+        let bytes = try FileIO.readManifest(path)
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
 

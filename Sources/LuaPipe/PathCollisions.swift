@@ -15,6 +15,9 @@ public struct PathCollisions {
 
     private var reads: [(label: String, id: Identity)] = []
     private var writes: [(label: String, id: Identity)] = []
+    private var writtenPaths: [(label: String, path: String)] = []
+    /// Folders Lua plugins `require` modules from: no `.lua` file below one may be written.
+    private var moduleRoots: [(label: String, path: String)] = []
 
     public init() {}
 
@@ -30,6 +33,12 @@ public struct PathCollisions {
 
     public mutating func write(_ path: String, _ label: String) {
         if let id = Self.identity(path) { writes.append((label, id)) }
+        writtenPaths.append((label, path))
+    }
+
+    /// A plugin's folder, whose `.lua` files it may `require` at any time of the run.
+    public mutating func modules(_ folder: String, _ label: String) {
+        moduleRoots.append((label, Self.resolved(folder)))
     }
 
     public mutating func write(fd: Int32, _ label: String) {
@@ -38,6 +47,12 @@ public struct PathCollisions {
 
     /// The first collision, as a message that says what to do; nil when there is none.
     public func check() -> String? {
+        for w in writtenPaths where w.path.hasSuffix(".lua") {
+            let target = Self.resolved(w.path)
+            for root in moduleRoots where target.hasPrefix(root.path + "/") {
+                return "\(w.label) is a Lua file in the folder \(root.label) may load modules from (it would be emptied, and `require` would load it); write somewhere else"
+            }
+        }
         for (i, w) in writes.enumerated() {
             for r in reads where r.id == w.id {
                 return "\(w.label) is the same file as \(r.label): a run never writes a file it reads (it would be emptied before it is read); write somewhere else"
@@ -47,6 +62,19 @@ public struct PathCollisions {
             }
         }
         return nil
+    }
+
+    /// The real path of `path`, or of its folder plus its name when it does not exist yet.
+    static func resolved(_ path: String) -> String {
+        if let r = realpath(path, nil) {
+            defer { free(r) }
+            return String(cString: r)
+        }
+        let dir = FileIO.directory(of: path)
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        guard let r = realpath(dir, nil) else { return path }
+        defer { free(r) }
+        return String(cString: r) + "/" + name
     }
 
     static func identity(fd: Int32) -> Identity? {

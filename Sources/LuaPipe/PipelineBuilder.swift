@@ -87,6 +87,16 @@ public struct PipelineBuilder: Sendable {
                              tickMs: e.tickMs ?? src.tickMilliseconds, lua: src, native: nil)
             } else if let n = registry.entry(e.use) {
                 if !e.allow.isEmpty { throw fail(e, "`allow` grants Lua libraries; '\(e.use)' is a native plugin") }
+                if n.builtin {
+                    // A built-in checks its config when it is made: make one now, so a bad
+                    // config is a manifest error (exit 2) for `check` and before `run` reads.
+                    let ctx = PluginContext(info: PluginInfo(id: e.id ?? n.name, name: n.name, version: n.version), config: e.config)
+                    let env = PluginRegistry.Environment(baseDirectory: manifest.directory, worker: worker,
+                                                         httpHosts: e.httpHosts.map(Set.init), http: registry.http)
+                    do { _ = try n.make(ctx, env) } catch {
+                        throw fail(e, (error as? PipelineError)?.message ?? "\(error)")
+                    }
+                }
                 r = Resolved(entry: e, id: e.id ?? n.name, name: n.name, version: n.version, kind: n.kind,
                              description: n.description, parallel: n.parallel, instances: 1, tickMs: e.tickMs, lua: nil, native: n)
             } else {

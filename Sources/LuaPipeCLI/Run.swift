@@ -110,7 +110,8 @@ struct Run: AsyncParsableCommand {
         defer { signals.cancel() }
 
         let tracer = trace.map { _ in Tracer() }
-        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20)
+        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20,
+                                ioThreads: io.workers)
         let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-", batchSize: batchSize)
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
         let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
@@ -123,16 +124,25 @@ struct Run: AsyncParsableCommand {
                                              onInputError: builder.onInputError, stop: stop)
         } catch {
             report(error)
+            if let sig = stop.signal {
+                // A signal came while plugins were set up: no record was read.
+                var empty = RunStats()
+                empty.plugins = resolved.map { PluginStats(id: $0.id, kind: $0.kind) }
+                writeStats(empty)
+                throw ExitCode(128 + sig)
+            }
             throw ExitCode(error.code == .manifest ? Exit.usage : Exit.failed)
         }
         writeStats(outcome.stats)
         if let trace, let tracer { writeFile(trace, tracer.json(), what: "--trace") }
         var code = Exit.ok
-        if let e = outcome.error {
-            report(e)
-            code = Exit.failed
-        } else if let sig = outcome.signal {
+        if let e = outcome.error { report(e) }
+        // A signal names the exit even when the shutdown it caused failed something (a flush
+        // cut short): the user asked the run to stop, and it did.
+        if let sig = outcome.signal {
             code = 128 + sig
+        } else if outcome.error != nil {
+            code = Exit.failed
         }
         if outcome.abandonedInstances > 0 {
             // A thread is stuck inside a call: the pool cannot be joined. The figures and
@@ -148,7 +158,10 @@ struct Run: AsyncParsableCommand {
         if input == "-" { paths.read(fd: 0, "--input - (standard input)") } else { paths.read(input, "--input \(input)") }
         paths.read(manifest, "the manifest \(manifest)")
         for r in resolved {
-            if let lua = r.lua { paths.read(lua.path, "plugin file \(lua.path)") }
+            if let lua = r.lua {
+                paths.read(lua.path, "plugin file \(lua.path)")
+                paths.modules(lua.folder, "plugin '\(r.id)'")
+            }
             for file in r.native?.reads?(r.entry.config.objectValue ?? Record(), builder.manifest.directory) ?? [] {
                 paths.read(file, "\(r.id)'s file \(file)")
             }

@@ -16,10 +16,14 @@ public final class Pipeline: Sendable {
     public let tracer: Tracer?
     /// What records in flight may hold on the host (`--host-memory-mb`).
     public let budget: HostBudget
+    /// Threads of the run's own I/O (reading input, writing output): one stuck in a write
+    /// that never returns (a full pipe nobody reads) lets a halting run end anyway.
+    public let ioThreads: [WorkerThread]
 
     public init(stages: [StageSpec], shared: SharedStore = SharedStore(),
                 logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4, tracer: Tracer? = nil,
-                hostMemory: Int = 512 << 20) {
+                hostMemory: Int = 512 << 20, ioThreads: [WorkerThread] = []) {
+        self.ioThreads = ioThreads
         self.stages = stages
         self.shared = shared
         self.logger = logger
@@ -58,8 +62,10 @@ public final class Pipeline: Sendable {
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
                     let timeout = spec.limits.timeout
-                    try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
-                        try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                    try await RunState.interruptible(stop, instance) {
+                        try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
+                            try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                        }
                     }
                     group.append(instance)
                 }
@@ -107,7 +113,8 @@ public final class Pipeline: Sendable {
                 let limit = ContinuousClock.now + self.callsInFlightTimeout(setUp) + RunState.shutdownBudget - Self.forcedTeardownBudget
                 while !once.withLock({ $0 }) {
                     let now = ContinuousClock.now
-                    if now >= limit + Self.forcedGrace || (now >= limit && self.stuckWorkers(setUp) > 0) { break }
+                    if now >= limit + Self.forcedGrace
+                        || (now >= limit && (self.stuckWorkers(setUp) > 0 || self.ioThreads.contains(where: \.isBusy))) { break }
                     try? await Task.sleep(for: .milliseconds(50))
                 }
                 if once.withLock({ $0 }) { return }
@@ -143,7 +150,11 @@ public final class Pipeline: Sendable {
         let busy = workers.values.filter(\.isBusy)
         let stuck = busy.count
         let stuckIDs = Set(busy.map { ObjectIdentifier($0) })
-        logger.error("shutdown: \(stuck) worker thread(s) still inside a call after the shutdown budget; their instances are abandoned without teardown")
+        if stuck > 0 {
+            logger.error("shutdown: \(stuck) worker thread(s) still inside a call after the shutdown budget; their instances are abandoned without teardown")
+        } else {
+            logger.error("shutdown: the run's input or output is stuck (a write nobody reads); the run ends without it")
+        }
         let end = ContinuousClock.now + Self.forcedTeardownBudget
         for (i, group) in setUp.enumerated().reversed() {
             for instance in group.reversed() {
@@ -257,8 +268,10 @@ public final class Pipeline: Sendable {
                 instance.context.callDeadline = ContinuousClock.now + timeout
                 defer { instance.context.callDeadline = nil }
                 do {
-                    try await tracer.span("teardown", plugin: stages[i].info.id, track: instance.track) {
-                        try await withTimeout(timeout, "teardown") { await instance.plugin.teardown(instance.context) }
+                    try await RunState.interruptible(run?.stop ?? StopFlag(), instance) {
+                        try await tracer.span("teardown", plugin: stages[i].info.id, track: instance.track) {
+                            try await withTimeout(timeout, "teardown") { await instance.plugin.teardown(instance.context) }
+                        }
                     }
                 } catch {
                     instance.context.logger.error("teardown: \(error)")
@@ -343,16 +356,29 @@ public final class Pipeline: Sendable {
                 continue
             }
             defer { run.budget.adjust(-HostBudget.bytes(items)) }
+            // Records a failed write got out whole still count as written.
+            var written = 0
+            let failure: PipelineError?
             do {
                 try await sink.write(items)
-                run.update { $0.recordsOut += items.count }
-            } catch let e as PipelineError where e.code == .io && e.message == PipelineError.outputClosedMessage {
-                closed = true
-                run.update { $0.outputClosed = true; $0.abandoned += items.count }
-                run.stop.set()
+                written = items.count
+                failure = nil
+            } catch let p as PartialWrite {
+                written = p.written
+                failure = p.error
             } catch {
+                failure = PipelineError.wrap(error, plugin: nil, recordNumber: nil)
+            }
+            let unwritten = items.count - written
+            run.update { $0.recordsOut += written }
+            if let failure {
                 closed = true
-                run.fail(PipelineError.wrap(error, plugin: nil, recordNumber: nil), abandoned: items.count)
+                if failure.code == .io && failure.message == PipelineError.outputClosedMessage {
+                    run.update { $0.outputClosed = true; $0.abandoned += unwritten }
+                    run.stop.set()
+                } else {
+                    run.fail(failure, abandoned: unwritten)
+                }
             }
         }
         do { if !closed { try await sink.close() } } catch {

@@ -28,6 +28,11 @@ public protocol Plugin: AnyObject {
     /// timeout race, which costs a task group per record.
     var enforcesTimeout: Bool { get }
 
+    /// Stops the call running now, from any thread, as soon as it can (Lua: at its next
+    /// instruction). The pipeline calls it when a halting run's shutdown budget is spent and
+    /// a setup, tick, flush or teardown still runs. The default does nothing.
+    func interrupt()
+
     /// Processes a batch; the pipeline calls this. The default calls `process` for each item.
     /// Adapters that cross to a worker thread override it to cross once per batch.
     func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult]
@@ -191,6 +196,7 @@ public enum ItemResult: Sendable {
 
 extension Plugin {
     public var enforcesTimeout: Bool { true }
+    public func interrupt() {}
     public func setup(_ context: PluginContext) async throws {}
     public func tick(_ context: PluginContext) async throws {}
     public func flush(_ context: PluginContext) async throws {}

@@ -83,6 +83,20 @@ final class RunState: Sendable {
         budget.adjust(-HostBudget.bytes(items))
     }
 
+    /// Interrupts `instance` if the run halts while `body` runs and the shutdown budget is
+    /// spent before it returns (a flush or setup that started with a long timeout).
+    static func interruptible<T>(_ stop: StopFlag, _ instance: Instance, _ body: () async throws -> T) async rethrows -> T {
+        let plugin = UnsafeTransfer(instance.plugin)
+        let guardTask = Task {
+            while !Task.isCancelled, !stop.halts { try? await Task.sleep(for: .milliseconds(50)) }
+            if Task.isCancelled { return }
+            try? await Task.sleep(for: shutdownBudget)
+            if !Task.isCancelled { plugin.value.interrupt() }
+        }
+        defer { guardTask.cancel() }
+        return try await body()
+    }
+
     /// Counts records that will never be processed or written (the run is stopping).
     func abandon(_ records: Int) {
         guard records > 0 else { return }

@@ -111,8 +111,10 @@ struct StageRunner {
             defer { instance.context.callDeadline = nil; instance.context.ledger = nil }
             let started = ContinuousClock.now
             do {
-                try await tracer.span(what, plugin: spec.info.id, track: instance.track) {
-                    try await withTimeout(timeout, what) { try await call(instance) }
+                try await RunState.interruptible(run.stop, instance) {
+                    try await tracer.span(what, plugin: spec.info.id, track: instance.track) {
+                        try await withTimeout(timeout, what) { try await call(instance) }
+                    }
                 }
             } catch {
                 _ = instance.context.end()

@@ -68,6 +68,17 @@ public protocol RecordSink: Sendable {
     func close() async throws
 }
 
+/// A sink that failed part-way through a batch: the first `written` records of it were
+/// written whole before `error`.
+public struct PartialWrite: Error, Sendable {
+    public var written: Int
+    public var error: PipelineError
+    public init(written: Int, error: PipelineError) {
+        self.written = written
+        self.error = error
+    }
+}
+
 /// Where records that failed under `dead-letter` go, as envelopes.
 public protocol DeadLetterSink: Sendable {
     func write(_ envelope: Record) async throws

@@ -20,7 +20,7 @@ final class HTTPPlugin: ConcurrentPlugin {
     let into: String
     let retries: Int
     let hosts: Set<String>?
-    let service: any HTTPService
+    let service: (any HTTPService)?
 
     init(_ config: Record, _ env: PluginRegistry.Environment) throws {
         guard let template = config["url"]?.stringValue else { throw configError("http", "url", "a URL such as \"http://svc/geo/{ip}\" expected") }
@@ -54,11 +54,14 @@ final class HTTPPlugin: ConcurrentPlugin {
         guard (0...10).contains(r) else { throw configError("http", "retries", "a whole number from 0 to 10 expected") }
         retries = Int(r)
         hosts = env.httpHosts
-        guard let service = env.http else { throw PipelineError(.setup, "http: no HTTP client in this program (register LuaPipeHTTP)") }
-        self.service = service
+        service = env.http
         if let first = url.first, case .text(let t) = first, let why = HTTPRequest(url: t + "x", hosts: hosts).refusal(t + "x") {
             throw configError("http", "url", why)
         }
+    }
+
+    func setup(_ context: PluginContext) async throws {
+        if service == nil { throw PipelineError(.setup, "http: no HTTP client in this program (set PluginRegistry.http)") }
     }
 
     /// "http://svc/geo/{ip}" -> [.text("http://svc/geo/"), .field("ip")]
@@ -98,7 +101,7 @@ final class HTTPPlugin: ConcurrentPlugin {
         var attempt = 0
         while true {
             let outcome: Result<HTTPResponse, PipelineError>
-            do { outcome = .success(try await service.send(request)) } catch let e as PipelineError {
+            do { outcome = .success(try await service!.send(request)) } catch let e as PipelineError {
                 if e.code == .cancelled || Task.isCancelled { throw e }
                 outcome = .failure(e)
             }
@@ -147,7 +150,7 @@ final class HTTPPlugin: ConcurrentPlugin {
 public enum HTTPPlugins {
     public static func register(in registry: PluginRegistry) {
         registry.add(.init(name: "http", version: "1.0.0", description: "calls an HTTP service per record; puts its JSON answer in a field",
-                           kind: "swift", parallel: false, builtin: false,
+                           kind: "swift", parallel: false, builtin: true,
                            make: { ctx, env in .async(try HTTPPlugin(ctx.configRecord, env)) }))
     }
 }

@@ -50,6 +50,24 @@ struct AccountingTests {
         let s = try Binary.stats(stats)
         #expect(Binary.balanced(s), "\(s)")
         #expect((s["records_in"] as? Int ?? 0) > 0 && (s["abandoned"] as? Int ?? 0) > 0, "\(s)")
+        // What the pipe took whole before it closed counts as written.
+        #expect((s["records_out"] as? Int ?? 0) >= 5, "\(s)")
+    }
+
+    @Test("a line past 64 MiB is an input error under on_input_error, and the lines after it go on")
+    func overlongLine() async throws {
+        let path = Binary.temp("overlong.jsonl")
+        var data = Data("{\"name\":\"a\"}\n{\"x\":\"".utf8)
+        data.append(Data(repeating: UInt8(ascii: "y"), count: (64 << 20) + 1000))
+        data.append(Data("\"}\n{\"name\":\"b\"}\n".utf8))
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let stats = Binary.temp("overlong.json")
+        let r = try await Binary.runOffPool(["run", "basic.yaml", "--input", path, "--on-input-error", "drop", "--stats-json", stats])
+        #expect(r.status == 0, "\(r.stderr.prefix(300))")
+        #expect(r.lines == [#"{"name":"A"}"#, #"{"name":"B"}"#])
+        let s = try Binary.stats(stats)
+        #expect(s["records_in"] as? Int == 3 && s["dropped"] as? Int == 1 && Binary.balanced(s), "\(s)")
     }
 
     @Test("under fail, `failed` is the one record whose call failed; those read after it are abandoned", arguments: [1, 3, 16])

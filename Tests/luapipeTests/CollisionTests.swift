@@ -59,6 +59,23 @@ struct CollisionTests {
         #expect(try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8) == Self.records)
     }
 
+    @Test("a Lua file in a plugin's module folder is never written (require could load it)")
+    func moduleFolder() async throws {
+        let dir = try Self.folder("module")
+        try FileManager.default.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
+        try "local plugin = { name = 'p', version = '1.0.0', api = 1 }\nfunction plugin.process(r) r.v = require('helper').v end\nreturn plugin\n"
+            .write(toFile: dir + "/plugins/p.lua", atomically: true, encoding: .utf8)
+        try "return { v = 1 }\n".write(toFile: dir + "/plugins/helper.lua", atomically: true, encoding: .utf8)
+        try "api: 1\nplugin_paths: [plugins]\nplugins:\n  - use: p\n".write(toFile: dir + "/m.yaml", atomically: true, encoding: .utf8)
+        for target in ["plugins/helper.lua", "plugins/new.lua"] {
+            let r = try await Binary.runOffPool(["run", "m.yaml", "--input", "in.jsonl", "--output", target], cwd: dir)
+            #expect(r.status == 2, "\(target): \(r.stderr)")
+            #expect(r.stderr.contains("is a Lua file in the folder plugin 'p' may load modules from"), "\(r.stderr)")
+        }
+        #expect(try String(contentsOfFile: dir + "/plugins/helper.lua", encoding: .utf8) == "return { v = 1 }\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/plugins/new.lua"))
+    }
+
     @Test("character devices are exempt: /dev/null as output and dead-letter file")
     func devNull() async throws {
         let dir = try Self.folder("devnull")

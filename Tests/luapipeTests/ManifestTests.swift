@@ -40,6 +40,35 @@ struct ManifestTests {
         #expect(c.status == 2)
     }
 
+    @Test("a manifest that is a device, a FIFO nobody writes or a huge file is refused, not read without end")
+    func manifestFiles() async throws {
+        let fifo = Binary.temp("m-\(UUID().uuidString).fifo")
+        mkfifo(fifo, 0o600)
+        let sparse = Binary.temp("m-\(UUID().uuidString).yaml")
+        FileManager.default.createFile(atPath: sparse, contents: nil)
+        truncate(sparse, 1 << 34)  // 16 GiB, all hole
+        defer { try? FileManager.default.removeItem(atPath: sparse) }
+        for (path, message) in [("/dev/zero", "must be a file (or a pipe)"), (fifo, "did not end within 10 s"),
+                                (sparse, "the most it may have is 16 MiB")] {
+            let r = try await Binary.runOffPool(["check", path], timeout: 30)
+            #expect(r.status == 2, "\(path): \(r.stderr)")
+            #expect(r.stderr.contains(message), "\(path): \(r.stderr)")
+        }
+    }
+
+    @Test("check refuses what run would refuse: a built-in's config, a lookup table that is not there")
+    func checkBuiltins() async throws {
+        for text in ["api: 1\nplugins:\n  - use: sample\n    config: {every: 0}\n",
+                     "api: 1\nplugins:\n  - use: lookup\n    config: {file: nowhere.jsonl, key: a, fields: [b]}\n"] {
+            let path = try Self.manifest(text)
+            for command in ["check", "run"] {
+                let r = try await Binary.runOffPool([command, path], input: "{}\n")
+                #expect(r.status == 2, "\(command): \(r.stderr)")
+                #expect(r.stderr.contains("config."), "\(r.stderr)")
+            }
+        }
+    }
+
     /// A "billion laughs" of 700 bytes: nine levels of nine aliases each (9^9 strings).
     static let aliasBomb: String = {
         var lines = ["api: 1", "plugins:", "  - use: upper", "    config:", "      l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]"]

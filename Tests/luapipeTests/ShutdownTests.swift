@@ -11,7 +11,8 @@ struct ShutdownTests {
     /// with every descriptor past stderr closed first: Foundation's `Process` waits until all
     /// holders of one it passes on are gone, and a plugin's own children (os.execute) may
     /// outlive the run.
-    static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32) throws
+    static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
+                          output: String = "/dev/null") throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
         let stats = Binary.temp("shutdown-\(sig)-\(args.first ?? "").json")
         try? FileManager.default.removeItem(atPath: stats)
@@ -20,7 +21,8 @@ struct ShutdownTests {
         let command = (["run"] + args + ["--input", file, "--stats-json", stats]).map { "'\($0)'" }.joined(separator: " ")
         let script = """
         for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
-        "$LUAPIPE" \(command) > /dev/null 2> '\(err)' < /dev/null &
+        \(prelude)
+        "$LUAPIPE" \(command) > \(output) 2> '\(err)' < /dev/null &
         pid=$!; sleep \(after); t0=$(date +%s%N); kill -\(sig) $pid
         ( sleep 30; kill -9 $pid ) > /dev/null 2>&1 & guard=$!
         wait $pid; status=$?; t1=$(date +%s%N); pkill -P $guard; kill $guard 2>/dev/null
@@ -42,9 +44,10 @@ struct ShutdownTests {
         return (status, seconds, (try? String(contentsOfFile: err, encoding: .utf8)) ?? "", try Binary.stats(stats))
     }
 
-    static func interruptOffPool(_ args: [String], input: String, after: Double, _ sig: Int32) async throws
+    static func interruptOffPool(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
+                                 output: String = "/dev/null") async throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
-        let r = try await Binary.offPool { try UncheckedBox(interrupt(args, input: input, after: after, sig)) }
+        let r = try await Binary.offPool { try UncheckedBox(interrupt(args, input: input, after: after, sig, prelude: prelude, output: output)) }
         return r.value
     }
 
@@ -74,6 +77,33 @@ struct ShutdownTests {
         let p = (r.stats["plugins"] as? [[String: Any]])?.first ?? [:]
         #expect(p["in_flight_max"] as? Int == 64, "\(p)")
         #expect(r.stderr.components(separatedBy: "teardown ran").count == 2, "\(r.stderr)")
+    }
+
+    @Test("an output nobody reads (a full FIFO): SIGTERM still ends the run, exit 143, figures written")
+    func blockedOutput() async throws {
+        let fifo = Binary.temp("blocked-\(UUID().uuidString).fifo")
+        // The read end is held open and never read, so writes block once the pipe is full.
+        let r = try await Self.interruptOffPool(["stamps.yaml"], input: Self.records(100_000, ",\"name\":\"x\""), after: 2, SIGTERM,
+                                                prelude: "mkfifo '\(fifo)'; exec 4<>'\(fifo)'", output: "'\(fifo)'")
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+    }
+
+    @Test("SIGTERM during a flush that would run for its whole 60 s timeout: interrupted at the end of the budget, exit 143")
+    func longFlush() async throws {
+        let r = try await Self.interruptOffPool(["flushloop.yaml"], input: Self.records(3), after: 1, SIGTERM)
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+    }
+
+    @Test("SIGTERM while a setup runs: the setup ends by its timeout, exit 143, the (empty) figures are written")
+    func duringSetup() async throws {
+        let r = try await Self.interruptOffPool(["setuploop.yaml"], input: Self.records(3), after: 1, SIGTERM)
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(r.seconds < 4, "exited \(r.seconds) s after the signal")
+        #expect(r.stats["records_in"] as? Int == 0, "\(r.stats)")
     }
 
     @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")
