@@ -83,10 +83,10 @@ struct BuiltinTests {
         #expect(out == [#"{"k":"a","v":1,"w":[]}"#, #"{"k":"zz"}"#, #"{"k":2,"v":"two"}"#, #"{"k":2,"v":"two","z":0}"#, #"{"j":1}"#])
     }
 
-    @Test("a bad config fails setup with what is expected", arguments: [
+    @Test("a bad config is an error with what is expected, before any record", arguments: [
         ("  - use: set\n    config: {fields: 3}\n", "config.fields"),
         ("  - use: sample\n    config: {every: 0}\n", "config.every"),
-        ("  - use: lookup\n    config: {file: nope.jsonl, key: k, fields: [v]}\n", "cannot read"),
+        ("  - use: lookup\n    config: {file: nope.jsonl, key: k, fields: [v]}\n", "is not a file"),
     ])
     func badConfig(_ entries: String, _ expected: String) async throws {
         await #expect { try await Self.run(entries, [["a": 1]]) } throws: { e in
