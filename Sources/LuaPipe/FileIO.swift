@@ -20,33 +20,9 @@ public enum FileIO {
         }
     }
 
-    /// Reads a whole regular file of at most `limit` bytes. It is opened without blocking (a
-    /// FIFO cannot hold the thread), checked after opening (the path cannot change in
-    /// between), and read to its end. Throws `PipelineError(.io)` saying what is wrong.
+    /// Reads a whole regular file of at most `limit` bytes (`RegularFile.read`).
     public static func readRegular(_ path: String, limit: Int, what: String) throws(PipelineError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw PipelineError(.io, "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw PipelineError(.io, "the \(what) \(path) is not a regular file")
-        }
-        guard st.st_size <= limit else {
-            throw PipelineError(.io, "the \(what) \(path) has \(st.st_size) bytes; the most it may have is \(limit >> 20) MiB")
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(st.st_size))
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw PipelineError(.io, "cannot read the \(what) \(path): \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: buf[0..<n])
-            if out.count > limit { throw PipelineError(.io, "the \(what) \(path) grew past \(limit >> 20) MiB while it was read") }
-        }
+        try RegularFile.read(path, limit: limit, what: what)
     }
 
     /// Reads a manifest: a regular file of at most `limit` bytes, or a pipe (`<(...)`, a

@@ -187,35 +187,11 @@ public final class LuaState {
     /// blocking (a FIFO would hold the thread for ever) and checked once open (a path checked
     /// before could be swapped), and never read past the limit (a sparse file can be huge).
     public static func readSource(_ path: String) throws(LuaError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
+        do {
+            return try RegularFile.read(path, limit: maxSourceBytes, what: "plugin file")
+        } catch {
+            throw LuaError(.file, error.message)
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw LuaError(.file, "\(path): not a regular file (plugin files must be regular files)")
-        }
-        guard st.st_size <= maxSourceBytes else {
-            throw LuaError(.file, "\(path): larger than the \(maxSourceBytes >> 20) MiB limit for plugin files")
-        }
-        // One byte more than fstat said tells a file that grew since.
-        var out = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
-        var len = 0
-        while len < out.count {
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + len, $0.count - len) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 {
-                throw LuaError(.file, "\(path): cannot read the file (\(String(cString: strerror(errno))))")
-            }
-            if n == 0 { break }
-            len += n
-        }
-        guard len < out.count else {
-            throw LuaError(.file, "\(path): the file changed while it was read")
-        }
-        out.removeSubrange(len...)
-        return out
     }
 
     /// `readSource` for callers that only need the bytes (tests, tools): nil on any failure.

@@ -49,7 +49,7 @@ struct ManifestTests {
         truncate(sparse, 1 << 34)  // 16 GiB, all hole
         defer { try? FileManager.default.removeItem(atPath: sparse) }
         for (path, message) in [("/dev/zero", "must be a file (or a pipe)"), (fifo, "did not end within 10 s"),
-                                (sparse, "the most it may have is 16 MiB")] {
+                                (sparse, "larger than the 16 MiB limit")] {
             let r = try await Binary.runOffPool(["check", path], timeout: 30)
             #expect(r.status == 2, "\(path): \(r.stderr)")
             #expect(r.stderr.contains(message), "\(path): \(r.stderr)")
