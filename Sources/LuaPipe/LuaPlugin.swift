@@ -90,6 +90,7 @@ public final class LuaPlugin: WorkerPlugin {
         confined.withValue { slot in
             var results: [ItemResult] = []
             results.reserveCapacity(items.count)
+            let handOver = limits.ledger.map { l in { (n: Int) in l.charge(n) } }  // made once per batch
             for item in items {
                 if limits.stopping {  // the run is stopping: the rest are never called
                     results.append(.abandoned)
@@ -100,7 +101,7 @@ public final class LuaPlugin: WorkerPlugin {
                     continue
                 }
                 do {
-                    results.append(try instance.process(item, timeout: limits.timeout, ledger: limits.ledger))
+                    results.append(try instance.process(item, timeout: limits.timeout, handOver: handOver))
                 } catch let e as LuaError {
                     results.append(.failed(Self.error(e, context, item.number)))
                     if e.brokeLimit {
@@ -253,9 +254,9 @@ final class LuaInstance {
         interruptSlot.withLock { $0 = handle }  // cleared in deinit, before the state closes
     }
 
-    func process(_ item: Item, timeout: Duration, ledger: Ledger?) throws -> ItemResult {
+    func process(_ item: Item, timeout: Duration, handOver: ((Int) -> Bool)?) throws -> ItemResult {
         let out = try state.call(process, arg: item.tape, mode: .record, when: when, allowEmit: true,
-                                 recordNumber: item.number, timeout: timeout, handOver: ledger.map { l in { l.charge($0) } })
+                                 recordNumber: item.number, timeout: timeout, handOver: handOver)
         let emitted = out.emits.map { Item(number: item.number, tape: $0) }
         switch out.result {
         case .pass, .replace: return .done(record: Item(number: item.number, tape: out.output!), emitted: emitted)

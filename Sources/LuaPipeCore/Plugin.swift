@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a plugin call decides about the record it was given.
 public enum Disposition: Sendable, Equatable {
     /// The record goes on unchanged.
@@ -82,19 +84,42 @@ public struct CallLimits: Sendable {
 
 /// What the calls of one batch charged to the host budget (`HostBudget`): the stage adds what
 /// its output holds and takes away what its input held, less what is already charged here.
+///
+/// Calls charge a reserve taken from the budget a MiB at a time, with an atomic, so the
+/// budget's lock is taken once per MiB of hand-overs, not once per call.
 public final class Ledger: Sendable {
     public let budget: HostBudget
-    private let charged = Locked(0)
+    /// Bytes taken from the budget so far, and the part of them no call has used yet.
+    private let taken = Atomic<Int>(0)
+    private let spare = Atomic<Int>(0)
+    static let chunk = 1 << 20
     public init(_ budget: HostBudget) { self.budget = budget }
 
     /// Charges a call's hand-over when it fits the budget; false when it does not.
     public func charge(_ bytes: Int) -> Bool {
-        guard budget.tryCharge(bytes) else { return false }
-        charged.withLock { $0 += bytes }
-        return true
+        while true {
+            let left = spare.load(ordering: .relaxed)
+            if left >= bytes {
+                if spare.compareExchange(expected: left, desired: left - bytes, ordering: .relaxed).exchanged { return true }
+                continue
+            }
+            // Take more from the budget: a chunk, or at least what this call needs.
+            let want = max(bytes - left, Self.chunk)
+            if budget.tryCharge(want) {
+                taken.add(want, ordering: .relaxed)
+                spare.add(want, ordering: .relaxed)
+            } else if budget.tryCharge(bytes - left) {
+                taken.add(bytes - left, ordering: .relaxed)
+                spare.add(bytes - left, ordering: .relaxed)
+            } else {
+                return false
+            }
+        }
     }
 
-    public var total: Int { charged.withLock { $0 } }
+    /// Everything this ledger took from the budget (used or not): the stage gives it back
+    /// when it settles the batch.
+    public var total: Int { taken.load(ordering: .relaxed) }
 }
 
 /// Records in flight and time spent waiting, reported by an instance while a batch runs.

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a plugin's `on_error` says to do with a record whose call failed (SPEC §4).
 public enum ErrorPolicy: String, Sendable, CaseIterable {
     case fail, skip, drop
@@ -92,17 +94,30 @@ public protocol DeadLetterSink: Sendable {
 /// work in flight (batches stop between records, queued ones are abandoned).
 public final class StopFlag: Sendable {
     private static let failure: Int32 = -1, halt: Int32 = -2
-    private let flag = Locked<Int32>(0)
+    // An atomic, not a lock: every call of every record reads it.
+    private let flag = Atomic<Int32>(0)
     public init() {}
     /// Asks the run to stop and halt; `signal` is the reason (e.g. SIGINT), 0 for none.
     public func set(signal: Int32 = 0) {
-        flag.withLock { if $0 == 0 || $0 == Self.failure { $0 = signal == 0 ? Self.halt : signal } }
+        let value = signal == 0 ? Self.halt : signal
+        var current = flag.load(ordering: .acquiring)
+        while current == 0 || current == Self.failure {
+            let (done, now) = flag.compareExchange(expected: current, desired: value, ordering: .acquiringAndReleasing)
+            if done { return }
+            current = now
+        }
     }
     /// Asks the run to stop reading only (a record failed under `fail`).
-    public func setFailed() { flag.withLock { if $0 == 0 { $0 = Self.failure } } }
-    public var isSet: Bool { flag.withLock { $0 != 0 } }
+    public func setFailed() { _ = flag.compareExchange(expected: 0, desired: Self.failure, ordering: .acquiringAndReleasing) }
+    public var isSet: Bool { flag.load(ordering: .acquiring) != 0 }
     /// True when the work in flight is to stop too, not only reading.
-    public var halts: Bool { flag.withLock { $0 != 0 && $0 != Self.failure } }
+    public var halts: Bool {
+        let v = flag.load(ordering: .acquiring)
+        return v != 0 && v != Self.failure
+    }
     /// The signal that stopped the run, if a signal did.
-    public var signal: Int32? { flag.withLock { $0 > 0 ? $0 : nil } }
+    public var signal: Int32? {
+        let v = flag.load(ordering: .acquiring)
+        return v > 0 ? v : nil
+    }
 }
