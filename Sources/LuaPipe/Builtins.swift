@@ -125,7 +125,7 @@ final class DedupePlugin: TapeSyncPlugin {
         }
         key = a.compactMap(\.stringValue)
         keyBytes = key.map { Array($0.utf8) }
-        let c = config["capacity"]?.intValue ?? 10_000
+        let c = config["capacity"].map { $0.intValue ?? -1 } ?? 10_000  // a float or a string is no capacity
         guard c >= 1, c <= 10_000_000 else { throw configError("dedupe", "capacity", "a whole number from 1 to 10,000,000 expected") }
         capacity = Int(c)
     }
@@ -198,9 +198,10 @@ final class LookupPlugin: TapeSyncPlugin {
 
     func setup(_ context: PluginContext) throws {
         // A sync plugin: this runs on its worker thread, never on a cooperative one. A regular
-        // file only (a FIFO would block the thread for good), and at most 1 GiB.
+        // file only (a FIFO would block the thread for good), and at most 64 MiB (its rows take
+        // about 11 times their text in memory: SECURITY.md, "Host memory").
         let bytes: [UInt8]
-        do { bytes = try FileIO.readRegular(path, limit: 1 << 30, what: "lookup table") } catch {
+        do { bytes = try FileIO.readRegular(path, limit: 64 << 20, what: "lookup table") } catch {
             throw PipelineError(.setup, "lookup: \(error.message)", plugin: context.info.id)
         }
         var lineNumber = 0

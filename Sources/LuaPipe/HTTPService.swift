@@ -33,11 +33,15 @@ public struct HTTPResponse: Sendable {
     /// Names lower-cased, in the order the server sent them.
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Bytes of the run's host budget the body holds until the caller releases them
+    /// (`HTTPService.release`), once the answer is in a record or in a plugin's state.
+    public var charged: Int
 
-    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+    public init(status: Int, headers: [(String, String)], body: [UInt8], charged: Int = 0) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.charged = charged
     }
 
     /// The body as a JSON value, when the content type says JSON and the body parses.
@@ -54,6 +58,12 @@ public struct HTTPResponse: Sendable {
 /// cancelled.
 public protocol HTTPService: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
+    /// Gives back what a response's body held of the host budget.
+    func release(_ response: HTTPResponse)
+}
+
+extension HTTPService {
+    public func release(_ response: HTTPResponse) {}
 }
 
 extension HTTPRequest {

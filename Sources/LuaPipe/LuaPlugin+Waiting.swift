@@ -30,20 +30,22 @@ extension LuaPlugin {
         var full = false
         // Answers carry the wait's number, so a late answer of a cancelled wait is not taken
         // for the answer of that record's next wait.
-        let answers = Mailbox<(slot: Int, wait: Int, reply: WaitReply)>()
+        let answers = Mailbox<(slot: Int, wait: Int, reply: WaitReply, release: (@Sendable () -> Void)?)>()
+        var releases: [@Sendable () -> Void] = []  // HTTP answers' budget, given back once they are in the state
         var waitNumber = 0
         var current: [Int: Int] = [:]  // slot -> the number of the wait it is in
         // Wakes the loop now and then, so a halting run is seen while every record waits.
         let alarm = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
-                answers.post((-1, 0, .value(nil)))
+                answers.post((-1, 0, .value(nil), nil))
             }
         }
         var halted = false
         defer {
             alarm.cancel()
             for w in waiters.values { w.cancel() }
+            for release in releases { release() }
         }
         while true {
             var starts: [(slot: Int, item: Item)] = []
@@ -65,6 +67,8 @@ extension LuaPlugin {
             let step = await confined.worker.run {
                 confined.withValue { slot in Self.step(&slot, source, settings, go, back, context, limits) }
             }
+            for release in releases { release() }
+            releases = []
             full = step.full
             for (slot, result) in step.finished {
                 results[slot] = result
@@ -82,7 +86,8 @@ extension LuaPlugin {
                 current[slot] = waitNumber
                 let (call, number) = (context.forCall(recordNumber: items[slot].number), waitNumber)
                 waiters[slot] = Task {
-                    answers.post((slot, number, await waits.perform(request, call)))
+                    let (reply, release) = await waits.perform(request, call)
+                    answers.post((slot, number, reply, release))
                 }
             }
             limits.metrics?.inFlight(inFlight.count)
@@ -92,7 +97,8 @@ extension LuaPlugin {
                 continue
             }
             // Every answer that is in, at least one: one hop to the thread resumes them all.
-            for (slot, number, reply) in await answers.take() {
+            for (slot, number, reply, release) in await answers.take() {
+                if let release { releases.append(release) }
                 if slot < 0 {
                     // The run halts (a signal, a lost output): waits end now, as errors the
                     // plugin sees (and may handle), so its calls finish promptly.

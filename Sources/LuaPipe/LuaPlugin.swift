@@ -18,6 +18,8 @@ public final class LuaPlugin: WorkerPlugin {
         /// The interrupt of the instance's live state (set and cleared on its thread, used
         /// from any thread by `interrupt()`): never one of a closed state.
         let interruptSlot = Locked<LuaState.Interrupt?>(nil)
+        /// Cancels the blocking wait in progress, if any (setup, tick, flush, teardown).
+        let waitSlot = Locked<(@Sendable () -> Void)?>(nil)
         public init(options: LuaState.Options = .init(), when: String? = nil, timeout: Duration = .seconds(10),
                     waits: LuaWaits = LuaWaits()) {
             self.options = options
@@ -36,7 +38,10 @@ public final class LuaPlugin: WorkerPlugin {
     public var fusable: Bool { !source.waits }
 
     /// Stops the call that runs now at its next instruction (from any thread).
-    public func interrupt() { settings.interruptSlot.withLock { $0?() } }
+    public func interrupt() {
+        settings.interruptSlot.withLock { $0?() }
+        settings.waitSlot.withLock { $0?() }
+    }
     private var timeout: Duration { settings.timeout }
 
     public var worker: WorkerThread { confined.worker }
@@ -226,32 +231,39 @@ final class LuaInstance {
         state = try LuaState(options: options, host: host)
         // Calls that are not tasks (setup, tick, flush, teardown, a plugin fused with others)
         // wait by blocking this thread.
-        let waits = settings.waits
-        state.setBlockingWait { waits.block($0, context) }
+        let (waits, waitSlot) = (settings.waits, settings.waitSlot)
+        state.setBlockingWait { waits.block($0, context, cancel: waitSlot) }
         interruptSlot = settings.interruptSlot
-        table = try state.load(file: source.path, timeout: timeout)
-        let now = try LuaPluginSource.check(state, table, path: source.path)
-        guard now.name == source.name else {  // the file was edited (--watch) or replaced
-            throw PipelineError(.plugin, "\(source.path) now declares name '\(now.name)', not '\(source.name)'")
-        }
-        process = state.refField(table, "process")!
-        for f in ["setup", "tick", "flush", "teardown"] {
-            if let r = state.refField(table, f) { functions[f] = r }
-        }
-        if let expr = settings.when {
-            when = try state.load(LuaWhen.chunk(expr), chunkName: "=when", timeout: timeout)
-        } else {
-            when = nil
-        }
-        try state.setContext("config", Tape(context.config.objectValue.map { Value.object($0) } ?? context.config))
-        try state.setContext("plugin", Tape(Value.object([
-            "id": .string(context.info.id), "name": .string(context.info.name), "version": .string(context.info.version),
-        ])))
-        if let setup = functions["setup"] {
-            _ = try state.call(setup, arg: Tape(context.config), mode: .ignore, timeout: timeout)
-        }
+        // Interruptible from here on (a halting run's setup); cleared in deinit, or below if
+        // this instance is not made after all, before the state closes.
         let handle = state.interrupt
-        interruptSlot.withLock { $0 = handle }  // cleared in deinit, before the state closes
+        interruptSlot.withLock { $0 = handle }
+        do {
+            table = try state.load(file: source.path, timeout: timeout)
+            let now = try LuaPluginSource.check(state, table, path: source.path)
+            guard now.name == source.name else {  // the file was edited (--watch) or replaced
+                throw PipelineError(.plugin, "\(source.path) now declares name '\(now.name)', not '\(source.name)'")
+            }
+            process = state.refField(table, "process")!
+            for f in ["setup", "tick", "flush", "teardown"] {
+                if let r = state.refField(table, f) { functions[f] = r }
+            }
+            if let expr = settings.when {
+                when = try state.load(LuaWhen.chunk(expr), chunkName: "=when", timeout: timeout)
+            } else {
+                when = nil
+            }
+            try state.setContext("config", Tape(context.config.objectValue.map { Value.object($0) } ?? context.config))
+            try state.setContext("plugin", Tape(Value.object([
+                "id": .string(context.info.id), "name": .string(context.info.name), "version": .string(context.info.version),
+            ])))
+            if let setup = functions["setup"] {
+                _ = try state.call(setup, arg: Tape(context.config), mode: .ignore, timeout: timeout)
+            }
+        } catch {
+            interruptSlot.withLock { $0 = nil }
+            throw error
+        }
     }
 
     func process(_ item: Item, timeout: Duration, handOver: ((Int) -> Bool)?) throws -> ItemResult {

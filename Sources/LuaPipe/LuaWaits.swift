@@ -23,8 +23,16 @@ public struct LuaWaits: Sendable {
         self.functions = functions
     }
 
-    /// Performs the wait, on Swift concurrency (never on the state's thread).
-    func perform(_ request: WaitRequest, _ context: PluginContext) async -> WaitReply {
+    /// Performs the wait, on Swift concurrency (never on the state's thread). An HTTP answer
+    /// holds host budget until `release` runs (once the answer is in the Lua state).
+    func perform(_ request: WaitRequest, _ context: PluginContext) async -> (reply: WaitReply, release: (@Sendable () -> Void)?) {
+        let held = Locked<HTTPResponse?>(nil)
+        let reply = await answer(request, context, held)
+        guard let response = held.withLock({ $0 }), let http else { return (reply, nil) }
+        return (reply, { http.release(response) })
+    }
+
+    private func answer(_ request: WaitRequest, _ context: PluginContext, _ held: Locked<HTTPResponse?>) async -> WaitReply {
         let left = request.deadline > 0 ? request.deadline - LuaState.now() : Int64.max
         if left <= 0 { return .timeout }
         let limit = Duration.nanoseconds(left)
@@ -54,7 +62,11 @@ public struct LuaWaits: Sendable {
                 guard let http else { return .error("luapipe.http.request: this program has no HTTP client") }
                 let r = try httpRequest(request.arguments.first ?? .null)
                 let service = http
-                return try await Self.race(limit) { Self.reply(try await service.send(r)) } ?? .timeout
+                return try await Self.race(limit) {
+                    let response = try await service.send(r)
+                    held.withLock { $0 = response }
+                    return Self.reply(response)
+                } ?? .timeout
             }
         } catch is CancellationError {
             return .timeout
@@ -68,10 +80,16 @@ public struct LuaWaits: Sendable {
 
     /// The same, blocking the calling thread (a state's worker) until it is done.
     @available(*, noasync, message: "blocks its thread: call it on a worker")
-    func block(_ request: WaitRequest, _ context: PluginContext) -> WaitReply {
+    func block(_ request: WaitRequest, _ context: PluginContext, cancel: Locked<(@Sendable () -> Void)?>? = nil) -> WaitReply {
         let box = BlockingBox<WaitReply>()
         let waits = self
-        Task { box.set(.success(await waits.perform(request, context))) }
+        let task = Task {
+            let (reply, release) = await waits.perform(request, context)
+            release?()  // the caller copies the answer into the state at once
+            box.set(.success(reply))
+        }
+        cancel?.withLock { $0 = { task.cancel() } }  // a halting run ends the wait (LuaPlugin.interrupt)
+        defer { cancel?.withLock { $0 = nil } }
         return (try? box.wait().get()) ?? .timeout
     }
 
@@ -93,7 +111,11 @@ public struct LuaWaits: Sendable {
     func httpRequest(_ v: Value) throws -> HTTPRequest {
         guard let t = v.objectValue else { throw PipelineError(.plugin, "luapipe.http.request expects a table") }
         guard let url = t["url"]?.stringValue else { throw PipelineError(.plugin, "luapipe.http.request: `url` (a string) is required") }
-        var r = HTTPRequest(method: (t["method"]?.stringValue ?? "GET").uppercased(), url: url, hosts: httpHosts)
+        let method = (t["method"]?.stringValue ?? "GET").uppercased()
+        guard !method.isEmpty, method.utf8.allSatisfy({ $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else {
+            throw PipelineError(.plugin, "luapipe.http.request: `method` must be a word such as GET or POST (got '\(method.prefix(40))')")
+        }
+        var r = HTTPRequest(method: method, url: url, hosts: httpHosts)
         if case .object(let h)? = t["headers"] {
             for (k, v) in h.fields {
                 guard let s = v.stringValue else { throw PipelineError(.plugin, "luapipe.http.request: header '\(k)' must be a string") }

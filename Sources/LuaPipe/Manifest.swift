@@ -60,7 +60,7 @@ public struct Manifest: Sendable {
         } catch {
             throw PipelineError(.manifest, "\(path): not valid YAML: \(error)")
         }
-        let p = Parser(path: path)
+        var p = Parser(path: path)
         guard case .mapping(let top) = root else { throw p.error(root, nil, "the manifest must be a mapping with `api` and `plugins`") }
         var sawPlugins = false
         for (k, v) in top {
@@ -113,6 +113,9 @@ func suggest(_ key: String, _ known: [String]) -> String {
 /// Typed reads of YAML nodes with messages that point at the line.
 private struct Parser {
     let path: String
+    /// YAML nodes the manifest's configs may still expand to (one budget for the whole
+    /// manifest, so an alias bomb cannot be spread over many entries).
+    var nodes = maxNodes
 
     func error(_ node: Node, _ entry: String?, _ what: String) -> PipelineError {
         let line = node.mark.map { ":\($0.line)" } ?? ""
@@ -171,7 +174,7 @@ private struct Parser {
     func value(_ v: Node, _ entry: String, budget: inout Int, depth: Int = 0) throws(PipelineError) -> Value {
         budget -= 1
         if budget < 0 {
-            throw error(v, entry, "`config` expands to more than \(Ranges.grouped(Self.maxNodes)) YAML nodes (aliases included); "
+            throw error(v, entry, "the manifest's configs expand to more than \(Ranges.grouped(Self.maxNodes)) YAML nodes (aliases included); "
                              + "an alias nested in aliases grows exponentially: write the values out, or load them from a file")
         }
         if depth > 512 { throw error(v, entry, "`config` is nested deeper than 512 levels") }
@@ -196,7 +199,7 @@ private struct Parser {
         }
     }
 
-    func entry(_ node: Node, index: Int) throws(PipelineError) -> Manifest.Entry {
+    mutating func entry(_ node: Node, index: Int) throws(PipelineError) -> Manifest.Entry {
         guard case .mapping(let map) = node else {
             throw error(node, "plugins[\(index)]", "an entry must be a mapping with at least `use: NAME`")
         }
@@ -213,8 +216,7 @@ private struct Parser {
             case "id": e.id = try string(v, label, key)
             case "config":
                 guard case .mapping = v else { throw error(v, label, "`config` must be a mapping") }
-                var budget = Self.maxNodes
-                e.config = try value(v, label, budget: &budget)
+                e.config = try value(v, label, budget: &nodes)
             case "when": e.when = try string(v, label, key)
             case "timeout_ms": e.timeoutMs = try int(v, label, key, range: Ranges.milliseconds)
             case "on_error": e.onError = try policy(v, label, key, allowed: ErrorPolicy.allCases)

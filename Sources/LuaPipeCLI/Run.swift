@@ -112,6 +112,7 @@ struct Run: AsyncParsableCommand {
         let tracer = trace.map { _ in Tracer() }
         let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20,
                                 ioThreads: io.workers)
+        (registry.http as? HTTPClientService)?.budget = pipeline.budget  // answers in flight count too
         let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-", batchSize: batchSize)
         let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
         let progress = isatty(2) != 0 ? Self.showProgress(source) : nil

@@ -181,6 +181,16 @@ extension ConcurrentPlugin {
                     continue
                 }
                 let now = ContinuousClock.now
+                if limits.stopping {
+                    // The run halts (a signal, a lost output): calls that wait end now.
+                    for (k, entry) in running {
+                        entry.task.cancel()
+                        results[k] = .failed(PipelineError(.cancelled, "cancelled: the run is stopping",
+                                                           plugin: context.info.id, recordNumber: items[k].number))
+                    }
+                    running = [:]
+                    continue
+                }
                 for (k, entry) in running where entry.deadline <= now {
                     entry.task.cancel()
                     running[k] = nil

@@ -10,6 +10,14 @@ import NIOHTTP1
 /// checked against the request's hosts before it connects.
 public final class HTTPClientService: HTTPService {
     private let client: HTTPClient
+    private let budgetSlot = Locked<HostBudget?>(nil)
+
+    /// The run's host budget: response bodies are charged to it as they arrive (many
+    /// requests in flight cannot hold more than it), until the caller releases them.
+    public var budget: HostBudget? {
+        get { budgetSlot.withLock { $0 } }
+        set { budgetSlot.withLock { $0 = newValue } }
+    }
 
     /// - Parameter connectionsPerHost: at least the largest `concurrency` of the entries that
     ///   make requests.
@@ -66,17 +74,37 @@ public final class HTTPClientService: HTTPService {
                 if status == 303 || ((status == 301 || status == 302) && method == "POST") { method = "GET"; body = nil }
                 continue
             }
-            let bytes: ByteBuffer
+            var body: [UInt8] = []
+            var charged = 0
+            let budget = self.budget
             do {
-                bytes = try await response.body.collect(upTo: HTTPRequest.maxBody)
-            } catch is NIOTooManyBytesError {
-                throw PipelineError(.plugin, "http: the response body of \(method) \(url) is larger than 16 MiB")
+                for try await piece in response.body {
+                    if body.count + piece.readableBytes > HTTPRequest.maxBody {
+                        throw PipelineError(.plugin, "http: the response body of \(method) \(url) is larger than 16 MiB")
+                    }
+                    if let budget {
+                        guard budget.tryCharge(piece.readableBytes) else {
+                            throw PipelineError(.memory, "http: not enough host memory for the response of \(method) \(url): "
+                                                + "the answers and records in flight fill the host budget (--host-memory-mb)")
+                        }
+                        charged += piece.readableBytes
+                    }
+                    body.append(contentsOf: piece.readableBytesView)
+                }
+            } catch let e as PipelineError {
+                budget?.adjust(-charged)
+                throw e
             } catch {
+                budget?.adjust(-charged)
                 throw PipelineError(.plugin, "http: reading the response of \(method) \(url) failed: \(error)")
             }
             let headers = response.headers.map { ($0.name.lowercased(), $0.value) }
-            return HTTPResponse(status: status, headers: headers, body: Array(buffer: bytes))
+            return HTTPResponse(status: status, headers: headers, body: body, charged: charged)
         }
+    }
+
+    public func release(_ response: HTTPResponse) {
+        if response.charged > 0 { budget?.adjust(-response.charged) }
     }
 
     /// A Location header against the URL it answered: absolute, host-relative or relative.

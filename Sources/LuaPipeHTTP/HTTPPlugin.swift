@@ -50,7 +50,7 @@ final class HTTPPlugin: ConcurrentPlugin {
         headers = h
         guard let into = config["into"]?.stringValue, !into.isEmpty else { throw configError("http", "into", "a field name expected") }
         self.into = into
-        let r = config["retries"]?.intValue ?? 2
+        let r = config["retries"].map { $0.intValue ?? -1 } ?? 2  // a float or a string is no count
         guard (0...10).contains(r) else { throw configError("http", "retries", "a whole number from 0 to 10 expected") }
         retries = Int(r)
         hosts = env.httpHosts
@@ -107,6 +107,7 @@ final class HTTPPlugin: ConcurrentPlugin {
             }
             switch outcome {
             case .success(let response) where (200...299).contains(response.status):
+                defer { service!.release(response) }  // the answer is in the record now
                 guard let json = response.json ?? (response.body.withUnsafeBufferPointer { try? JSONReader.parseValue($0).value() }) else {
                     throw PipelineError(.plugin, "http: \(method) \(target) answered \(response.status) with a body that is not JSON")
                 }
@@ -114,8 +115,9 @@ final class HTTPPlugin: ConcurrentPlugin {
                 r[into] = json
                 return .replace(r)
             case .success(let response) where response.status >= 500 && attempt < retries:
-                break
+                service!.release(response)
             case .success(let response):
+                service!.release(response)
                 throw PipelineError(.plugin, "http: \(method) \(target) answered \(response.status)"
                                     + (attempt > 0 ? " after \(attempt) retries" : ""))
             case .failure(let e) where attempt < retries && e.code != .timeout:

@@ -98,6 +98,26 @@ struct HTTPTests {
         }
     }
 
+    @Test("answers in flight are charged to the host budget: past it a record fails as a memory error, none is lost")
+    func bodiesCharged() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        // 16 answers of 10 MB, each half sent, then the rest 1 s later: at once they would
+        // hold 80 MB and more; the budget is 32 MiB.
+        let m = try Self.manifest("budget", "    config: { url: \"http://127.0.0.1:\(server.port)/big?pause=1000\", into: answer }\n"
+                                  + "    concurrency: 16\n    on_error: dead-letter\n")
+        let stats = Binary.temp("http-budget.json")
+        let input = (1...16).map { "{\"id\":\($0)}" }.joined(separator: "\n") + "\n"
+        let r = try await Binary.runOffPool(["run", m, "--stats-json", stats, "--host-memory-mb", "32"], input: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        let s = try Binary.stats(stats)
+        #expect(Binary.balanced(s), "\(s)")
+        #expect((s["dead_lettered"] as? Int ?? 0) >= 1, "\(s)")
+        #expect((s["records_out"] as? Int ?? 0) + (s["dead_lettered"] as? Int ?? 0) == 16, "\(s)")
+        let dl = try String(contentsOfFile: Binary.temp("http-budget-dl.jsonl"), encoding: .utf8)
+        #expect(dl.contains("not enough host memory"), "\(dl.prefix(600))")
+    }
+
     @Test("a refused connection fails the record; a host outside http_hosts is refused before connecting")
     func refused() async throws {
         let port = TestServer.closedPort()

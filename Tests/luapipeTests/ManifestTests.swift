@@ -27,7 +27,11 @@ struct ManifestTests {
         ("api: 1\nplugins:\n  - use: upper\n    after: [ghost]\n", "no entry has the id 'ghost'"),
         ("api: 1\nplugins:\n  - id: x\n", "missing `use`"),
         ("api: [1\n", "not valid YAML"),
-        (ManifestTests.aliasBomb, "`config` expands to more than 1,000,000 YAML nodes"),
+        (ManifestTests.aliasBomb, "configs expand to more than 1,000,000 YAML nodes"),
+        (ManifestTests.spreadBomb, "configs expand to more than 1,000,000 YAML nodes"),
+        ("api: 1\nplugins:\n  - use: dedupe\n    config: {key: [a], capacity: 2.5}\n", "config.capacity: a whole number from 1 to 10,000,000"),
+        ("api: 1\nplugins:\n  - use: http\n    config: {url: \"http://127.0.0.1:1/\", into: g, retries: 1.5}\n",
+         "config.retries: a whole number from 0 to 10"),
     ])
     func manifestErrors(_ text: String, _ expected: String) async throws {
         let path = try Self.manifest(text)
@@ -73,6 +77,18 @@ struct ManifestTests {
     static let aliasBomb: String = {
         var lines = ["api: 1", "plugins:", "  - use: upper", "    config:", "      l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]"]
         for i in 1...9 { lines.append("      l\(i): &l\(i) [" + Array(repeating: "*l\(i - 1)", count: 9).joined(separator: ", ") + "]") }
+        return lines.joined(separator: "\n") + "\n"
+    }()
+
+    /// The same budget over the whole manifest: five entries of 9^6 (531,441) nodes each,
+    /// every one under the limit on its own.
+    static let spreadBomb: String = {
+        var lines = ["api: 1", "plugins:"]
+        for e in 0..<5 {
+            lines += ["  - use: upper", "    id: u\(e)", "    config:",
+                      "      l0: &e\(e)l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]"]
+            for i in 1...5 { lines.append("      l\(i): &e\(e)l\(i) [" + Array(repeating: "*e\(e)l\(i - 1)", count: 9).joined(separator: ", ") + "]") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }()
 

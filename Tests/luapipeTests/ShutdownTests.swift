@@ -14,7 +14,7 @@ struct ShutdownTests {
     static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
                           output: String = "/dev/null") throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
-        let stats = Binary.temp("shutdown-\(sig)-\(args.first ?? "").json")
+        let stats = Binary.temp("shutdown-\(sig)-\(((args.first ?? "") as NSString).lastPathComponent).json")
         try? FileManager.default.removeItem(atPath: stats)
         let file = Binary.temp("shutdown-input.jsonl"), err = Binary.temp("shutdown-stderr.txt")
         try input.write(toFile: file, atomically: true, encoding: .utf8)
@@ -104,6 +104,28 @@ struct ShutdownTests {
         #expect(r.status == 143, "\(r.stderr)")
         #expect(r.seconds < 4, "exited \(r.seconds) s after the signal")
         #expect(r.stats["records_in"] as? Int == 0, "\(r.stats)")
+    }
+
+    @Test("a signal ends a setup or teardown that would run for its whole 60 s timeout, looping or waiting",
+          arguments: ["setuploop-long.yaml", "sleepsetup.yaml", "sleepteardown.yaml"])
+    func longLifecycleCalls(_ manifest: String) async throws {
+        let r = try await Self.interruptOffPool([manifest], input: Self.records(3), after: 1, SIGINT)
+        #expect(r.status == 130, "\(r.stderr)")
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+    }
+
+    @Test("SIGINT while the http built-in waits on a service that does not answer within timeout_ms: exit 130 at once")
+    func httpHang() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let m = try HTTPTests.manifest("hang", "    config: { url: \"http://127.0.0.1:\(server.port)/geo/{id}?ms=50000\", into: g }\n"
+                                       + "    timeout_ms: 60000\n    on_error: dead-letter\n")
+        let r = try await Self.interruptOffPool([m], input: Self.records(20), after: 1, SIGINT)
+        #expect(r.status == 130, "\(r.stderr)")
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(Binary.balanced(r.stats), "\(r.stats)")
+        #expect(r.stats["records_out"] as? Int == 0, "\(r.stats)")
     }
 
     @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")

@@ -5,7 +5,8 @@ port and prints the port on its first line of stdout.
   GET /flaky/<key>         500 the first time a key is asked, then {"key": <key>, "ok": true}
   GET /fail                500 every time
   GET /text                200 with a body that is not JSON
-  GET /big                 200 with a 10 MB JSON string
+  GET /big                 200 with a 10 MB JSON string; with ?pause=N, the first half, then
+                           N milliseconds later the rest
   GET /redirect/<ip>       302 to /geo/<ip>
   POST /echo               the request body back, as JSON
 """
@@ -54,6 +55,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send(500, {"error": "always"})
         elif url.path == "/text":
             self.send(200, b"this is not json", "text/plain")
+        elif url.path == "/big" and "pause" in q:
+            data = json.dumps("x" * (10 << 20)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            time.sleep(int(q["pause"][0]) / 1000)
+            self.wfile.write(data[len(data) // 2:])
         elif url.path == "/big":
             self.send(200, json.dumps("x" * (10 << 20)).encode())
         elif url.path.startswith("/redirect/"):
