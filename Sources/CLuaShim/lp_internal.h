@@ -169,7 +169,7 @@ extern const size_t lp_prelude_len;
 size_t lp_mem_room(lua_State *L);
 /// Makes room for `extra` more bytes in b, counted in the state's memory. Past the limit it
 /// runs a full collection once, then marks the call as a memory breach (LP_LIMIT_MEMORY)
-/// and raises "not enough memory: <what> ... exceeds the plugin's memory limit (memory_mb)".
+/// and raises "not enough memory: <what> ... would take the plugin past its memory limit (memory_mb)".
 /// Grows by doubling, but never past what the limit leaves. [-0, +0, e]
 void lp_buf_grow(lua_State *L, lp_buf *b, size_t extra, const char *what);
 /// The same without the error: 0 when b has the room, -1 when not (b unchanged). [-0, +0, -]

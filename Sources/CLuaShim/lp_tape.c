@@ -64,7 +64,7 @@ int lp_memory_error(lua_State *L, const char *what, size_t need) {
     size_t limit = c->mem_limit;
     c->mem_limit = 0;  // the message itself must not fail for want of memory
     luaL_where(L, 1);
-    lua_pushfstring(L, "not enough memory: %s (%I KiB) exceeds the plugin's memory limit (memory_mb)",
+    lua_pushfstring(L, "not enough memory: %s (%I KiB) would take the plugin past its memory limit (memory_mb)",
                     what, (lua_Integer)(need >> 10));
     lua_concat(L, 2);
     c->mem_limit = limit;

@@ -73,7 +73,10 @@ static int wait_result(lua_State *L, int status, lp_buf *reply, int kind) {
     case LP_WAIT_OK:
         if (reply->len == 0) return 0;
         lp_tape_push(L, reply->data, reply->len);
-        lp_buf_fit(L, reply);
+        // The answer is in Lua values now: a large one gives its room back at once (the
+        // record still has to be written within memory_mb), a small one is kept for reuse.
+        reply->len = 0;
+        if (reply->cap > LP_BUF_SLACK) lp_buf_release(L, reply);
         return 1;
     case LP_WAIT_TIMEOUT:
         // The record's deadline passed while it waited: that record fails, the state is fine.

@@ -78,16 +78,26 @@ public final class HTTPClientService: HTTPService {
             var charged = 0
             let budget = self.budget
             do {
+                // A stated length is reserved (and charged) at once: appending piece by piece
+                // would double the array's capacity past what is counted.
+                if let n = response.headers.first(name: "content-length").flatMap(Int.init), n > 0 {
+                    if n > HTTPRequest.maxBody {
+                        throw PipelineError(.plugin, "http: the response body of \(method) \(url) is larger than 16 MiB")
+                    }
+                    if let budget {
+                        guard budget.tryCharge(n) else { throw Self.noRoom(method, url) }
+                        charged = n
+                    }
+                    body.reserveCapacity(n)
+                }
                 for try await piece in response.body {
                     if body.count + piece.readableBytes > HTTPRequest.maxBody {
                         throw PipelineError(.plugin, "http: the response body of \(method) \(url) is larger than 16 MiB")
                     }
-                    if let budget {
-                        guard budget.tryCharge(piece.readableBytes) else {
-                            throw PipelineError(.memory, "http: not enough host memory for the response of \(method) \(url): "
-                                                + "the answers and records in flight fill the host budget (--host-memory-mb)")
-                        }
-                        charged += piece.readableBytes
+                    if let budget, body.count + piece.readableBytes > charged {
+                        let more = body.count + piece.readableBytes - charged
+                        guard budget.tryCharge(more) else { throw Self.noRoom(method, url) }
+                        charged += more
                     }
                     body.append(contentsOf: piece.readableBytesView)
                 }
@@ -101,6 +111,11 @@ public final class HTTPClientService: HTTPService {
             let headers = response.headers.map { ($0.name.lowercased(), $0.value) }
             return HTTPResponse(status: status, headers: headers, body: body, charged: charged)
         }
+    }
+
+    static func noRoom(_ method: String, _ url: String) -> PipelineError {
+        PipelineError(.memory, "http: not enough host memory for the response of \(method) \(url): "
+                      + "the answers and records in flight fill the host budget (--host-memory-mb)")
     }
 
     public func release(_ response: HTTPResponse) {

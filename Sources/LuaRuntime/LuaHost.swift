@@ -56,7 +56,7 @@ extension LuaHost {
 
 /// The error of a result that would pass the state's memory limit.
 func hostMemory(_ result: UnsafeMutablePointer<lp_buf>?, _ what: String, _ bytes: Int) -> Int32 {
-    hostWrite(result, Array("not enough memory: \(what) (\(bytes >> 10) KiB) exceeds the plugin's memory limit (memory_mb)".utf8))
+    hostWrite(result, Array("not enough memory: \(what) (\(bytes >> 10) KiB) would take the plugin past its memory limit (memory_mb)".utf8))
     return Int32(LP_HOST_MEMORY)
 }
 

@@ -1,9 +1,11 @@
 import Foundation
 import Testing
 
-/// The bound of SECURITY.md: peak RSS <= 40 MiB + 2 x the longest input line
-/// + 1.5 x (the instances' memory_mb + --host-memory-mb). Each run is sampled from /proc and
-/// killed at twice its bound, so a regression fails here instead of exhausting the machine.
+/// The bound of SECURITY.md: peak RSS <= 40 MiB + 8 x the longest input line
+/// + 1.5 x (the instances' memory_mb + --host-memory-mb) + 12 x the lookup tables' files
+/// (+ the terms for ctx.shared and HTTP answers, which these runs do not use). Each run is
+/// sampled from /proc and killed at twice its bound, so a regression fails here instead of
+/// exhausting the machine.
 @Suite("Host memory formula, measured from outside", .serialized)
 struct MemoryFormulaTests {
     /// Runs luapipe, sampling VmHWM every 10 ms; returns the exit status, the peak and the stats.
@@ -35,8 +37,41 @@ struct MemoryFormulaTests {
         return (p.terminationStatus, peak, killed, (try? Binary.stats(stats)) ?? [:])
     }
 
-    static func bound(memoryMB: Int, hostMB: Int, line: Int = 64) -> Int {
-        (40 << 20) + 2 * (line << 20) + ((memoryMB + hostMB) * 3 / 2) << 20
+    static func bound(memoryMB: Int, hostMB: Int, lineMB: Int = 0, lookupMB: Int = 0) -> Int {
+        (40 << 20) + 8 * (lineMB << 20) + (((memoryMB + hostMB) * 3 / 2) << 20) + 12 * (lookupMB << 20)
+    }
+
+    @Test("six input lines of 20 MiB through a Lua plugin under memory_mb 16 and a 16 MiB host budget")
+    func longLines() async throws {
+        let input = Binary.temp("formula-long.jsonl")
+        let line = "{\"s\":\"" + String(repeating: "x", count: 20 << 20) + "\"}\n"
+        try String(repeating: line, count: 6).write(toFile: input, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        let manifest = Binary.temp("formula-long.yaml")
+        try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: upper\n    memory_mb: 16\n    on_error: drop\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 16, hostMB: 16, lineMB: 21)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && Binary.balanced(r.stats), "\(r.stats)")
+        #expect(r.stats["dropped"] as? Int == 6, "each 20 MiB record is past memory_mb 16: \(r.stats)")
+    }
+
+    @Test("a lookup table of 10 MiB (60,000 rows) with a 16 MiB host budget")
+    func lookupTable() async throws {
+        let table = Binary.temp("formula-table.jsonl")
+        try (0..<60_000).map { "{\"a\":\($0),\"r\":\"" + String(repeating: "z", count: 150) + "\"}" }.joined(separator: "\n")
+            .appending("\n").write(toFile: table, atomically: true, encoding: .utf8)
+        let input = Binary.temp("formula-keys.jsonl")
+        try (0..<1000).map { "{\"a\":\($0 * 7)}" }.joined(separator: "\n").appending("\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let manifest = Binary.temp("formula-lookup.yaml")
+        try "api: 1\nplugins:\n  - use: lookup\n    config: { file: \(table), key: a, fields: [r] }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let size = (try FileManager.default.attributesOfItem(atPath: table)[.size] as? Int ?? 0)
+        let b = Self.bound(memoryMB: 0, hostMB: 16, lookupMB: (size >> 20) + 1)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 1000, "\(r.stats)")
     }
 
     @Test("three instances that fill memory_mb 64 and hand over 512 KiB per record, host budget 128 MiB")

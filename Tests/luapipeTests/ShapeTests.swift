@@ -26,6 +26,21 @@ struct ShapeTests {
         }
     }
 
+    @Test("records in flight come from one batch: concurrency 1000 with --batch-size 7 keeps 7 waiting at most")
+    func concurrencyWithinBatch() async throws {
+        let manifest = Binary.temp("shape-waiter.yaml")
+        try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: waiter\n    concurrency: 1000\n    config: { seconds: 0.05 }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        for (batch, expected) in [(7, 7), (1024, 40)] {
+            let stats = Binary.temp("shape-waiter-\(batch).json")
+            let input = (1...40).map { "{\"id\":\($0)}" }.joined(separator: "\n") + "\n"
+            let r = try await Binary.runOffPool(["run", manifest, "--batch-size", "\(batch)", "--stats-json", stats], input: input)
+            #expect(r.status == 0 && r.lines.count == 40, "\(r.stderr)")
+            let p = (try Binary.stats(stats)["plugins"] as? [[String: Any]])?.first ?? [:]
+            #expect(p["in_flight_max"] as? Int == expected, "batch \(batch): \(p)")
+        }
+    }
+
     static func check(_ manifest: String, _ flags: [String], count: Int) async throws {
         let dir = Binary.temp("shape-\(manifest)-\(flags.joined(separator: "-"))-\(count)")
         let input = (1...count).map { "{\"id\":\($0),\"name\":\"x\"}" }.joined(separator: "\n") + "\n"
