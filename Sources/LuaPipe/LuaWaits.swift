@@ -27,9 +27,20 @@ public struct LuaWaits: Sendable {
     /// holds host budget until `release` runs (once the answer is in the Lua state).
     func perform(_ request: WaitRequest, _ context: PluginContext) async -> (reply: WaitReply, release: (@Sendable () -> Void)?) {
         let held = Locked<HTTPResponse?>(nil)
+        let start = ContinuousClock.now
         let reply = await answer(request, context, held)
+        context.tracer?.wait(Self.name(request), plugin: context.info.id, record: context.recordNumber, since: start)
         guard let response = held.withLock({ $0 }), let http else { return (reply, nil) }
         return (reply, { http.release(response) })
+    }
+
+    /// How a wait shows in the trace: "luapipe.sleep", "luapipe.http.request", "ctx.call NAME".
+    static func name(_ request: WaitRequest) -> String {
+        switch request.kind {
+        case .sleep: "luapipe.sleep"
+        case .http: "luapipe.http.request"
+        case .call: "ctx.call " + (request.arguments.first?.stringValue ?? "")
+        }
     }
 
     private func answer(_ request: WaitRequest, _ context: PluginContext, _ held: Locked<HTTPResponse?>) async -> WaitReply {

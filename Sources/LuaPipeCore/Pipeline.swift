@@ -58,7 +58,7 @@ public final class Pipeline: Sendable {
                 var group: [Instance] = []
                 defer { setUp.append(group) }
                 for k in 0..<spec.instances {
-                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger, budget: budget)
+                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger, budget: budget, tracer: tracer)
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
                     let timeout = spec.limits.timeout

@@ -167,8 +167,9 @@ extension ConcurrentPlugin {
                 let call = context.forCall(recordNumber: item.number)
                 let started = ContinuousClock.now
                 let task = Task {
-                    let r = await self.callOnce(item, call)
+                    let r = await self.callOnce(item, call, limits.ledger)
                     limits.metrics?.waited((ContinuousClock.now - started).nanoseconds)
+                    call.tracer?.wait("process", plugin: call.info.id, record: item.number, since: started)
                     done.post((i, r))
                 }
                 running[i] = (task, started + limits.timeout)
@@ -202,16 +203,28 @@ extension ConcurrentPlugin {
         return results.map { $0 ?? .abandoned }
     }
 
-    /// One call, no timer: the batch's sweeper enforces the timeout.
-    func callOnce(_ item: Item, _ context: PluginContext) async -> ItemResult {
+    /// One call, no timer: the batch's sweeper enforces the timeout. What it hands over (a new
+    /// record, emits) is charged to the host budget at once, so the records a batch has done
+    /// count while the rest are in flight; past the budget the call fails.
+    func callOnce(_ item: Item, _ context: PluginContext, _ ledger: Ledger? = nil) async -> ItemResult {
         do {
             let d = try await process(item.record, context)
             let emitted = context.end()
-            switch d {
-            case .pass: return .done(record: item, emitted: emitted)
-            case .replace(let r): return .done(record: Item(number: item.number, record: r), emitted: emitted)
-            case .drop: return .done(record: nil, emitted: emitted)
+            let out: Item? = switch d {
+            case .pass: item
+            case .replace(let r): Item(number: item.number, record: r)
+            case .drop: nil
             }
+            if let ledger {
+                var bytes = HostBudget.bytes(emitted)
+                if case .replace = d, let out { bytes += out.hostBytes }
+                if bytes > 0, !ledger.charge(bytes) {
+                    return .failed(PipelineError(.memory, "not enough host memory: the call hands over \(bytes >> 10) KiB "
+                                                 + "(\(emitted.count) emitted records) while the records in flight fill the host budget (--host-memory-mb)",
+                                                 plugin: context.info.id, recordNumber: item.number))
+                }
+            }
+            return .done(record: out, emitted: emitted)
         } catch {
             _ = context.end()
             return .failed(PipelineError.wrap(error, plugin: context.info.id, recordNumber: item.number))

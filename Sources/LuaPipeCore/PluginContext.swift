@@ -22,14 +22,17 @@ public final class PluginContext: Sendable {
     public let logger: Logger
     /// The run's host budget, for adapters that check what a call hands over (Lua).
     public let budget: HostBudget?
+    /// The run's tracer (`--trace`), for adapters that record waits.
+    public let tracer: Tracer?
     private let state = Locked<(recordNumber: Int, emitted: [Item])>((0, []))
     private let deadline = Locked<ContinuousClock.Instant?>(nil)
     private let lifecycleLedger = Locked<Ledger?>(nil)
 
     public init(info: PluginInfo, config: Value = .object(Record()), shared: SharedStore = SharedStore(),
-                logger: Logger = Logger(label: "luapipe"), budget: HostBudget? = nil) {
+                logger: Logger = Logger(label: "luapipe"), budget: HostBudget? = nil, tracer: Tracer? = nil) {
         self.info = info
         self.budget = budget
+        self.tracer = tracer
         self.config = config
         self.shared = shared
         var l = logger
@@ -51,6 +54,7 @@ public final class PluginContext: Sendable {
         shared = parent.shared
         logger = parent.logger
         budget = parent.budget
+        tracer = parent.tracer
     }
 
     /// 1-based number of the input record the current call stems from (0 in tick/flush).

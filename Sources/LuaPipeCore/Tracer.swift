@@ -2,7 +2,10 @@
 ///
 /// One event per call the pipeline makes: a batch of records through `process` is one event
 /// (with the record count in its args), so tracing costs a lock and an append per batch, not
-/// per record. Each worker thread is a track; async plugins share one.
+/// per record. Each worker thread is a track; async plugins share one. Waits (a Lua call's
+/// `luapipe.sleep`, `luapipe.http.request` or `ctx.call`, a `ConcurrentPlugin` call in
+/// flight) overlap, so each is an async event of its own (category "wait", with the record
+/// number), which Perfetto draws on tracks of their own.
 public final class Tracer: Sendable {
     struct Event {
         var name: String
@@ -11,6 +14,8 @@ public final class Tracer: Sendable {
         var start: Duration
         var duration: Duration
         var records: Int
+        /// A wait: an async event with this id (0: a call on `track`).
+        var wait: Int = 0
     }
 
     private let events = Locked<[Event]>([])
@@ -29,15 +34,34 @@ public final class Tracer: Sendable {
         return try await body()
     }
 
+    private let waits = Locked(0)
+
+    /// Records a wait of record `record` from `start` to now.
+    public func wait(_ name: String, plugin: String, record: Int, since start: ContinuousClock.Instant) {
+        let id = waits.withLock { $0 += 1; return $0 }
+        let e = Event(name: name, plugin: plugin, track: "", start: start - origin, duration: ContinuousClock.now - start,
+                      records: record, wait: id)
+        events.withLock { $0.append(e) }
+    }
+
     /// The trace-event JSON document.
     public func json() -> [UInt8] {
         let all = events.withLock { $0 }
         var tracks: [String: Int] = [:]
-        for e in all where tracks[e.track] == nil { tracks[e.track] = tracks.count + 1 }
+        for e in all where e.wait == 0 && tracks[e.track] == nil { tracks[e.track] = tracks.count + 1 }
         var list: [Value] = tracks.sorted { $0.value < $1.value }.map { name, tid in
             .object(["name": "thread_name", "ph": "M", "pid": 1, "tid": .int(Int64(tid)), "args": .object(["name": .string(name)])])
         }
-        for e in all {
+        for e in all where e.wait > 0 {
+            let args: Value = .object(["plugin": .string(e.plugin), "record": .int(Int64(e.records))])
+            for (ph, at) in [("b", e.start), ("e", e.start + e.duration)] {
+                list.append(.object([
+                    "name": .string(e.name), "cat": "wait", "ph": .string(ph), "pid": 1, "id": .int(Int64(e.wait)),
+                    "ts": .double(Double(at.nanoseconds) / 1000), "args": args,
+                ]))
+            }
+        }
+        for e in all where e.wait == 0 {
             var args: Record = ["plugin": .string(e.plugin)]
             if e.records > 0 { args["records"] = .int(Int64(e.records)) }
             list.append(.object([

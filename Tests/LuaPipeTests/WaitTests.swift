@@ -102,7 +102,7 @@ struct WaitTests {
     func timeoutWhileWaiting() async throws {
         let before = hangCancelled.withLock { $0 }
         let records: [Record] = [["mode": "hang"], ["mode": "swallow"], ["mode": "pcall"]]
-        let (outcome, sink, dead) = try await Self.run(.lua, "  - use: waits\n    on_error: dead-letter\n    timeout_ms: 300\n", records)
+        let (outcome, sink, dead) = try await Self.run(.lua, "  - use: waits\n    on_error: dead-letter\n    timeout_ms: 1000\n", records)
         #expect(outcome.error == nil)
         #expect(sink.lines == [#"{"mode":"pcall","inside":true,"n":3,"ok":true}"#])
         #expect(dead.lines.count == 2 && dead.lines.allSatisfy { $0.contains("timeout: the call ran past its time limit while it waited") },

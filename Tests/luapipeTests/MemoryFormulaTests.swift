@@ -3,7 +3,7 @@ import Testing
 
 /// The bound of SECURITY.md: peak RSS <= 40 MiB + 8 x the longest input line
 /// + 1.5 x (the instances' memory_mb + --host-memory-mb) + 12 x the lookup tables' files
-/// (+ the terms for ctx.shared and HTTP answers, which these runs do not use). Each run is
+/// (+ the term for ctx.shared, which HostMemoryTests measures). Each run is
 /// sampled from /proc and killed at twice its bound, so a regression fails here instead of
 /// exhausting the machine.
 @Suite("Host memory formula, measured from outside", .serialized)
@@ -99,5 +99,20 @@ struct MemoryFormulaTests {
         let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "256"], bound: b)) }.value
         #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
         #expect(Binary.balanced(r.stats), "\(r.stats)")
+    }
+
+    @Test("sixteen answers of 10 MB in flight from the http built-in, host budget 64 MiB")
+    func httpAnswers() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let manifest = try HTTPTests.manifest("formula", "    config: { url: \"http://127.0.0.1:\(server.port)/big?pause=300\", into: a }\n"
+                                              + "    concurrency: 16\n    on_error: dead-letter\n")
+        let input = Binary.temp("formula-http.jsonl")
+        try (1...16).map { "{\"id\":\($0)}" }.joined(separator: "\n").appending("\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 0, hostMB: 64)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "64"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && Binary.balanced(r.stats), "\(r.stats)")
+        #expect((r.stats["records_out"] as? Int ?? 0) >= 1, "\(r.stats)")
     }
 }
