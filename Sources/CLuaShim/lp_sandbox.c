@@ -1,4 +1,4 @@
-// The sandbox of SPEC section 2: which libraries a plugin gets, `require` below the plugin's
+// The sandbox (docs/reference.md): which libraries a plugin gets, `require` below the plugin's
 // folder, `print` to the log, no finalizers, text-only `load`.
 #include <errno.h>
 #include <fcntl.h>

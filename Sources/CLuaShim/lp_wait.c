@@ -235,9 +235,37 @@ static int resume_k(lua_State *L, int status, lua_KContext wrap) {
     return wrap ? finish_wrap(L, co, r) : finish_resume(L, co, r);
 }
 
+static int lp_auxwrap(lua_State *L);
+static int lp_coresume(lua_State *L);
+
+// True when co is suspended in a wait (its own, or one it passes up from a coroutine it
+// resumed): then only the call it waits for may resume it, when the answer is in. A plugin
+// that kept co and resumes it from another record's call would hand it a false answer.
+static int in_wait(lua_State *co) {
+    lua_Debug ar;
+    if (lua_status(co) != LUA_YIELD || !lua_getstack(co, 0, &ar) || !lua_checkstack(co, 2)) return 0;
+    lua_getinfo(co, "f", &ar);
+    lua_CFunction f = lua_tocfunction(co, -1);
+    // The sandbox's entry check (lp_checked) holds the function it wraps as a light userdata.
+    if (f && lua_getupvalue(co, -1, 1)) {
+        if (lua_islightuserdata(co, -1)) f = (lua_CFunction)lua_touserdata(co, -1);
+        lua_pop(co, 1);
+    }
+    lua_pop(co, 1);
+    return f == lp_sleep || f == lp_http_request || f == lp_call_fn || f == lp_coresume || f == lp_auxwrap;
+}
+
+#define LP_IN_WAIT_MSG "cannot resume a coroutine that waits (luapipe.sleep, luapipe.http.request, ctx.call): " \
+                       "it belongs to the call that made it wait"
+
 static int lp_coresume(lua_State *L) {
     lp_limit_check(L);
     lua_State *co = getco(L);
+    if (in_wait(co)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, LP_IN_WAIT_MSG);
+        return 2;
+    }
     int r = auxresume(L, co, lua_gettop(L) - 1);
     if (r == -2) return pass_wait(L, 1, 0);
     return finish_resume(L, co, r);
@@ -246,6 +274,7 @@ static int lp_coresume(lua_State *L) {
 static int lp_auxwrap(lua_State *L) {
     lp_limit_check(L);
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    if (in_wait(co)) return luaL_error(L, LP_IN_WAIT_MSG);
     int r = auxresume(L, co, lua_gettop(L));
     if (r == -2) return pass_wait(L, 0, 1);
     return finish_wrap(L, co, r);

@@ -1,7 +1,7 @@
 import DequeModule
 import LuaPipeCore
 
-/// The built-in native plugins of SPEC §3.
+/// The built-in native plugins of docs/reference.md.
 enum Builtins {
     static func register(in registry: PluginRegistry) {
         // The blocking kind runs on the worker threads, so a built-in between two Lua plugins
@@ -171,9 +171,14 @@ final class LookupPlugin: TapeSyncPlugin {
     let key: String
     let keyBytes: [UInt8]
     let fields: [String]
-    var table: [Value: Record] = [:]
-    /// Per key, the row's `fields` that it has, as (name, value) in tape form.
-    var encoded: [Value: [(name: [UInt8], value: [UInt8])]] = [:]
+    let fieldBytes: [[UInt8]]
+    /// Per key, where its row starts in `arena`. A row keeps only the `fields` it has, each
+    /// as its index in `fields` (2 bytes), its length (4 bytes) and its value in tape form:
+    /// one array for the whole table, not a few allocations per row.
+    var rows: [Value: Int] = [:]
+    var arena: [UInt8] = []
+    /// The most rows a table may have (docs/reference.md, "Numbers").
+    static let maxRows = 1_000_000
 
     init(_ config: Record, _ env: PluginRegistry.Environment) throws {
         guard let file = config["file"]?.stringValue else { throw configError("lookup", "file", "a path to a JSON Lines file expected") }
@@ -188,6 +193,7 @@ final class LookupPlugin: TapeSyncPlugin {
         self.key = key
         keyBytes = Array(key.utf8)
         fields = a.compactMap(\.stringValue)
+        fieldBytes = fields.map { Array($0.utf8) }
     }
 
     /// The table's path, relative to the manifest's folder.
@@ -198,39 +204,84 @@ final class LookupPlugin: TapeSyncPlugin {
 
     func setup(_ context: PluginContext) throws {
         // A sync plugin: this runs on its worker thread, never on a cooperative one. A regular
-        // file only (a FIFO would block the thread for good), and at most 64 MiB (its rows take
-        // about 11 times their text in memory: SECURITY.md, "Host memory").
+        // file only (a FIFO would block the thread for good), at most 64 MiB and 1,000,000
+        // rows (SECURITY.md, "Host memory"), loaded within the setup's timeout_ms and given up
+        // at once when the run stops.
         let bytes: [UInt8]
         do { bytes = try FileIO.readRegular(path, limit: 64 << 20, what: "lookup table") } catch {
             throw PipelineError(.setup, "lookup: \(error.message)", plugin: context.info.id)
         }
+        // Sized once: a dictionary or an array that doubles as it grows holds both sizes for a
+        // moment, and a million rows is where that shows.
+        let lines = bytes.reduce(0) { $0 + ($1 == 10 ? 1 : 0) } + 1
+        rows.reserveCapacity(min(lines, Self.maxRows))
         var lineNumber = 0
-        for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
+        var start = 0
+        while start < bytes.count {
+            let end = bytes[start...].firstIndex(of: 10) ?? bytes.count
+            var line = bytes[start..<end]
+            start = end + 1
             lineNumber += 1
-            var l = Array(line)
-            if l.last == 13 { l.removeLast() }
-            if l.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
-            let row: Record
+            if lineNumber & 4095 == 0, context.pastDeadline {
+                throw PipelineError(.timeout, "lookup: loading \(path) stopped at line \(lineNumber): the setup ran past its "
+                                    + "time limit (timeout_ms), or the run is stopping", plugin: context.info.id)
+            }
+            if line.last == 13 { line.removeLast() }
+            if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
+            let row: TapeFields
             do {
-                row = try l.withUnsafeBufferPointer { try JSONReader.parseRecord($0) }.record() ?? Record()
+                let tape = try line.withUnsafeBufferPointer { try JSONReader.parseRecord($0) }
+                guard let f = TapeFields(tape) else { throw PipelineError(.input, "not a JSON object") }
+                row = f
             } catch {
                 throw PipelineError(.setup, "lookup: \(path):\(lineNumber): \(error)", plugin: context.info.id)
             }
-            if let k = row[key] { table[k] = row }
+            guard let k = row.value(keyBytes) else { continue }
+            if rows.count >= Self.maxRows, rows[k] == nil {
+                throw PipelineError(.setup, "lookup: \(path) has more than \(Self.maxRows) rows (line \(lineNumber)); "
+                                    + "split the table or keep only the rows the input needs", plugin: context.info.id)
+            }
+            rows[k] = arena.count
+            let present = fieldBytes.indices.compactMap { i in row.value(fieldBytes[i]).map { (i, Tape.encode($0)) } }
+            Self.put(UInt32(present.count), 2, &arena)
+            for (i, value) in present {
+                Self.put(UInt32(i), 2, &arena)
+                Self.put(UInt32(value.count), 4, &arena)
+                arena.append(contentsOf: value)
+            }
         }
-        encoded = table.mapValues { row in fields.compactMap { f in row[f].map { (Array(f.utf8), Tape.encode($0)) } } }
+    }
+
+    private static func put(_ v: UInt32, _ width: Int, _ out: inout [UInt8]) {
+        for b in 0..<width { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(b)))) }
+    }
+
+    private func get(_ at: Int, _ width: Int) -> Int {
+        (0..<width).reduce(0) { $0 | Int(arena[at + $1]) << (8 * $1) }
+    }
+
+    /// The row of `key`'s fields: (index in `fields`, value in tape form).
+    func row(_ key: Value) -> [(field: Int, value: ArraySlice<UInt8>)]? {
+        guard var at = rows[key] else { return nil }
+        let count = get(at, 2)
+        at += 2
+        return (0..<count).map { _ in
+            let (i, n) = (get(at, 2), get(at + 2, 4))
+            defer { at += 6 + n }
+            return (i, arena[(at + 6)..<(at + 6 + n)])
+        }
     }
 
     func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
-        guard var f = TapeFields(tape), let k = f.value(keyBytes), let row = encoded[k] else { return tape }
-        for (name, value) in row { f.set(name, encoded: value) }
+        guard var f = TapeFields(tape), let k = f.value(keyBytes), let row = row(k) else { return tape }
+        for (i, value) in row { f.set(fieldBytes[i], encoded: Array(value)) }
         return f.result
     }
 
     func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
-        guard let k = record[key], let row = table[k] else { return .pass }
+        guard let k = record[key], let row = row(k) else { return .pass }
         var r = record
-        for f in fields { if let v = row[f] { r[f] = v } }
+        for (i, value) in row { r[fields[i]] = Tape(bytes: Array(value)).value() }
         return .replace(r)
     }
 }

@@ -1,7 +1,7 @@
 import LuaPipeCore
 import LuaRuntime
 
-/// Finds plugins (SPEC §4): `NAME.lua`, then `NAME/init.lua`, in each plugin path in turn,
+/// Finds plugins (docs/reference.md): `NAME.lua`, then `NAME/init.lua`, in each plugin path in turn,
 /// then the native registry.
 public enum Discovery {
     /// The Lua file `use: NAME` names, if any. A `use` with a '/' or ending in .lua is a path.

@@ -5,7 +5,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Reads JSON Lines from a file descriptor (SPEC §6): blank lines ignored, CRLF accepted, a
+/// Reads JSON Lines from a file descriptor (docs/reference.md): blank lines ignored, CRLF accepted, a
 /// last line without a newline counts. Returns what has arrived without waiting for a batch
 /// to fill, so a record from a slow source (a pipe, `tail -f`) goes through at once.
 public final class JSONLinesSource: RecordSource, @unchecked Sendable {

@@ -1,7 +1,7 @@
 import LuaPipeCore
 import LuaRuntime
 
-/// A Lua plugin file and what its table declares (SPEC §2), read and checked once.
+/// A Lua plugin file and what its table declares (docs/reference.md), read and checked once.
 public struct LuaPluginSource: Sendable {
     public var path: String
     public var name: String

@@ -1,7 +1,7 @@
 import LuaPipeCore
 import Yams
 
-/// A pipeline manifest (SPEC §4), parsed and checked key by key: an unknown key, a wrong type
+/// A pipeline manifest (docs/reference.md), parsed and checked key by key: an unknown key, a wrong type
 /// or value is an error naming the file, the line, the entry and what to do.
 public struct Manifest: Sendable {
     public struct Entry: Sendable {

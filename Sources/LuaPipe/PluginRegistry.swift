@@ -1,6 +1,6 @@
 import LuaPipeCore
 
-/// Native (Swift) plugins by name: the built-ins of SPEC §3 and whatever an embedder adds.
+/// Native (Swift) plugins by name: the built-ins of docs/reference.md and whatever an embedder adds.
 public final class PluginRegistry: Sendable {
     /// What a factory gets besides the instance's context.
     public struct Environment: Sendable {

@@ -1,7 +1,7 @@
 import LuaPipeCore
 import LuaRuntime
 
-/// Runs a Lua plugin's own `tests` table (SPEC §2), for `luapipe test`: each test feeds its
+/// Runs a Lua plugin's own `tests` table (docs/reference.md), for `luapipe test`: each test feeds its
 /// input through a one-plugin pipeline (setup, process, flush, teardown) and compares every
 /// output, flush emits included, or the error.
 public enum PluginTests {

@@ -17,6 +17,7 @@ public enum LuaPipeCLI {
     /// Parses the process's arguments and runs the command; exits the process.
     public static func main(registering register: (@Sendable (PluginRegistry) -> Void)? = nil) async {
         if let register { registrations.withLock { $0.append(register) } }
+        bootstrapLogging()
         do {
             var command = try LuaPipeCommand.parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
@@ -24,12 +25,18 @@ public enum LuaPipeCLI {
             } else {
                 try command.run()
             }
+            StderrWriter.shared.drain()
         } catch {
             // A usage error (a bad flag, a value out of its range) exits 2, as documented,
             // not ArgumentParser's 64.
             if LuaPipeCommand.exitCode(for: error) == .validationFailure {
                 printError(LuaPipeCommand.fullMessage(for: error))
+                StderrWriter.shared.drain()
                 LuaPipeCommand.exit(withError: ExitCode(Exit.usage))
+            }
+            if LuaPipeCommand.exitCode(for: error) != .success || !(error is ExitCode) {
+                // ArgumentParser prints the message of other errors itself: ours first.
+                StderrWriter.shared.drain()
             }
             LuaPipeCommand.exit(withError: error)
         }
@@ -62,12 +69,11 @@ func printError(_ s: String) {
 
 enum FileHandleStderr {
     static func write(_ s: String) {
-        var s = s
-        s.withUTF8 { b in _ = try? FileIO.writeAll(2, Array(b), what: "stderr") }
+        StderrWriter.shared.write(Array(s.utf8))
     }
 }
 
-/// Exit codes of SPEC §6.
+/// Exit codes (docs/reference.md, "The command line").
 enum Exit {
     static let ok: Int32 = 0
     static let failed: Int32 = 1

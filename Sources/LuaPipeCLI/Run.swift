@@ -148,6 +148,7 @@ struct Run: AsyncParsableCommand {
         if outcome.abandonedInstances > 0 {
             // A thread is stuck inside a call: the pool cannot be joined. The figures and
             // outputs are written; end the process here.
+            StderrWriter.shared.drain()
             Glibc.exit(code)
         }
         if code != Exit.ok { throw ExitCode(code) }

@@ -16,7 +16,7 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Hand-written because Foundation's JSONSerialization costs about 37 µs a record here and
 /// loses the integer/float distinction and key order; this reader keeps both and stays near
-/// 1 µs (see docs/performance.md). It follows RFC 8259 and refuses what SPEC §6 calls an
+/// 1 µs (see docs/performance.md). It follows RFC 8259 and refuses what docs/reference.md calls an
 /// input error: bad syntax, trailing text, invalid UTF-8, nesting deeper than 512, and
 /// duplicate keys (I-JSON, RFC 7493: a record with one key twice has no single meaning).
 public struct JSONReader {
@@ -421,7 +421,7 @@ public struct JSONReader {
                 appendInt(mag == UInt64(Int64.max) + 1 ? Int64.min : -Int64(mag)); return
             }
         }
-        // A float, or an integer literal too large for 64 bits (read as a float, SPEC §1).
+        // A float, or an integer literal too large for 64 bits (read as a float, docs/reference.md).
         let d = parseDouble(start, i)
         if !d.isFinite { i = start; throw fail("number out of range") }
         out.append(Tape.Tag.double.rawValue)

@@ -62,7 +62,11 @@ public final class Pipeline: Sendable {
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
                     let timeout = spec.limits.timeout
-                    try await RunState.interruptible(stop, instance) {
+                    // A synchronous setup that checks `pastDeadline` ends by its timeout, and at
+                    // once when the run stops.
+                    context.callDeadline = ContinuousClock.now + timeout
+                    defer { context.callDeadline = nil }
+                    try await RunState.interruptible(stop, instance, cutting: true) {
                         try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
                             try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
                         }

@@ -93,6 +93,13 @@ public final class PluginContext: Sendable {
         set { deadline.withLock { $0 = newValue } }
     }
 
+    /// True once `callDeadline` has passed: a long lifecycle call of a synchronous plugin
+    /// (loading a table in setup) checks it now and then and gives up.
+    public var pastDeadline: Bool {
+        guard let end = callDeadline else { return false }
+        return ContinuousClock.now >= end
+    }
+
     /// Where setup, tick, flush and teardown charge what they hand over to the host budget
     /// (set by the pipeline around those calls; process calls use `CallLimits.ledger`).
     public var ledger: Ledger? {

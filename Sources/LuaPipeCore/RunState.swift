@@ -85,11 +85,14 @@ final class RunState: Sendable {
 
     /// Interrupts `instance` if the run halts while `body` runs and the shutdown budget is
     /// spent before it returns (a flush or setup that started with a long timeout).
-    static func interruptible<T>(_ stop: StopFlag, _ instance: Instance, _ body: () async throws -> T) async rethrows -> T {
+    static func interruptible<T>(_ stop: StopFlag, _ instance: Instance, cutting: Bool = false,
+                                 _ body: () async throws -> T) async rethrows -> T {
         let plugin = UnsafeTransfer(instance.plugin)
+        let context = instance.context
         let guardTask = Task {
             while !Task.isCancelled, !stop.halts { try? await Task.sleep(for: .milliseconds(50)) }
             if Task.isCancelled { return }
+            if cutting { context.callDeadline = .now }  // a setup has nothing to finish
             try? await Task.sleep(for: shutdownBudget)
             if !Task.isCancelled { plugin.value.interrupt() }
         }

@@ -1,4 +1,4 @@
-/// The run-wide key-value store of SPEC §5 (`ctx.shared`), safe from every plugin and thread.
+/// The run-wide key-value store of docs/reference.md (`ctx.shared`), safe from every plugin and thread.
 ///
 /// Values are kept as tapes (the bytes a Lua plugin hands over, see `Tape`), not as `Value`
 /// trees, and the limit counts what the store really holds: each entry's key and tape with

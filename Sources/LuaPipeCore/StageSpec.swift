@@ -1,6 +1,6 @@
 import Synchronization
 
-/// What a plugin's `on_error` says to do with a record whose call failed (SPEC §4).
+/// What a plugin's `on_error` says to do with a record whose call failed (docs/reference.md).
 public enum ErrorPolicy: String, Sendable, CaseIterable {
     case fail, skip, drop
     case deadLetter = "dead-letter"

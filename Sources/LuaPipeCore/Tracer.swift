@@ -18,7 +18,10 @@ public final class Tracer: Sendable {
         var wait: Int = 0
     }
 
-    private let events = Locked<[Event]>([])
+    private let events = Locked<(kept: [Event], dropped: Int)>(([], 0))
+    /// The most events a trace keeps (the first ones): a trace is read by a person, and a
+    /// long run must not grow the process without bound (docs/reference.md).
+    public static let maxEvents = 200_000
     private let origin = ContinuousClock.now
 
     public init() {}
@@ -29,7 +32,7 @@ public final class Tracer: Sendable {
         defer {
             let e = Event(name: name, plugin: plugin, track: track, start: start - origin,
                           duration: ContinuousClock.now - start, records: records)
-            events.withLock { $0.append(e) }
+            keep(e)
         }
         return try await body()
     }
@@ -41,21 +44,34 @@ public final class Tracer: Sendable {
         let id = waits.withLock { $0 += 1; return $0 }
         let e = Event(name: name, plugin: plugin, track: "", start: start - origin, duration: ContinuousClock.now - start,
                       records: record, wait: id)
-        events.withLock { $0.append(e) }
+        keep(e)
     }
 
-    /// The trace-event JSON document.
+    private func keep(_ e: Event) {
+        events.withLock {
+            if $0.kept.count < Self.maxEvents { $0.kept.append(e) } else { $0.dropped += 1 }
+        }
+    }
+
+    /// The trace-event JSON document, written one event at a time (no tree of them all).
     public func json() -> [UInt8] {
-        let all = events.withLock { $0 }
+        let (all, dropped) = events.withLock { ($0.kept, $0.dropped) }
+        var out = Array(#"{"displayTimeUnit":"ms","traceEvents":["#.utf8)
+        var first = true
+        func add(_ event: Value) {
+            if !first { out.append(44) }
+            first = false
+            JSONWriter.write(Tape(event), to: &out)
+        }
         var tracks: [String: Int] = [:]
         for e in all where e.wait == 0 && tracks[e.track] == nil { tracks[e.track] = tracks.count + 1 }
-        var list: [Value] = tracks.sorted { $0.value < $1.value }.map { name, tid in
-            .object(["name": "thread_name", "ph": "M", "pid": 1, "tid": .int(Int64(tid)), "args": .object(["name": .string(name)])])
+        for (name, tid) in tracks.sorted(by: { $0.value < $1.value }) {
+            add(.object(["name": "thread_name", "ph": "M", "pid": 1, "tid": .int(Int64(tid)), "args": .object(["name": .string(name)])]))
         }
         for e in all where e.wait > 0 {
             let args: Value = .object(["plugin": .string(e.plugin), "record": .int(Int64(e.records))])
             for (ph, at) in [("b", e.start), ("e", e.start + e.duration)] {
-                list.append(.object([
+                add(.object([
                     "name": .string(e.name), "cat": "wait", "ph": .string(ph), "pid": 1, "id": .int(Int64(e.wait)),
                     "ts": .double(Double(at.nanoseconds) / 1000), "args": args,
                 ]))
@@ -64,15 +80,18 @@ public final class Tracer: Sendable {
         for e in all where e.wait == 0 {
             var args: Record = ["plugin": .string(e.plugin)]
             if e.records > 0 { args["records"] = .int(Int64(e.records)) }
-            list.append(.object([
+            add(.object([
                 "name": .string(e.name), "cat": "plugin", "ph": "X", "pid": 1, "tid": .int(Int64(tracks[e.track]!)),
                 "ts": .double(Double(e.start.nanoseconds) / 1000), "dur": .double(Double(e.duration.nanoseconds) / 1000),
                 "args": .object(args),
             ]))
         }
-        var out: [UInt8] = []
-        JSONWriter.write(Tape(Value.object(["traceEvents": .array(list), "displayTimeUnit": "ms"])), to: &out)
-        out.append(10)
+        if dropped > 0 {
+            add(.object(["name": .string("luapipe: \(dropped) events past the first \(Self.maxEvents) were not kept"),
+                         "ph": "i", "s": "g", "pid": 1, "tid": 0,
+                         "ts": .double(Double((all.last?.start ?? .zero).nanoseconds) / 1000)]))
+        }
+        out.append(contentsOf: Array("]}\n".utf8))
         return out
     }
 }

@@ -1,7 +1,7 @@
 import OrderedCollections
 
 /// A JSON value as records hold it: integers and floats stay apart, null is a value, and
-/// objects keep their key order (SPEC §1).
+/// objects keep their key order (docs/reference.md).
 public enum Value: Sendable, Hashable {
     case null
     case bool(Bool)

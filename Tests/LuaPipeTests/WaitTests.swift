@@ -98,6 +98,19 @@ struct WaitTests {
         #expect(dead.lines.last?.contains("attempt to yield from outside a coroutine") == true, "\(dead.lines)")
     }
 
+    @Test("a wait inside a load reader or an xpcall handler fails as Lua's own errors; a coroutine belongs to its record's call")
+    func placesLuaCannotSuspend() async throws {
+        let modes = ["reader", "handler", "keep", "take"]
+        let (outcome, sink, _) = try await Self.run(.lua, "  - use: waits\n    on_error: dead-letter\n", modes.map { ["mode": .string($0)] })
+        #expect(outcome.error == nil)
+        #expect(sink.lines.count == 4, "\(sink.lines)")
+        let line = { (i: Int) in sink.lines.count > i ? sink.lines[i] : "" }
+        #expect(line(0).contains(#""loaded":false"#) && line(0).contains("cannot wait here"), "\(line(0))")
+        #expect(line(1).contains(#""ok":false"#) && line(1).contains("error in error handling"), "\(line(1))")
+        #expect(line(2) == #"{"mode":"keep","got":"done","n":3,"ok":true}"#, "\(line(2))")
+        #expect(line(3).contains(#""ok":false"#) && line(3).contains("cannot resume a coroutine that waits"), "\(line(3))")
+    }
+
     @Test("a deadline while waiting cancels the wait, fails that record alone (pcall cannot catch it), and the instance goes on")
     func timeoutWhileWaiting() async throws {
         let before = hangCancelled.withLock { $0 }

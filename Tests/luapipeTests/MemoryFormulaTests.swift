@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// The bound of SECURITY.md: peak RSS <= 40 MiB + 8 x the longest input line
-/// + 1.5 x (the instances' memory_mb + --host-memory-mb) + 12 x the lookup tables' files
+/// The bound of SECURITY.md: peak RSS <= 40 MiB + 10 x the longest input line
+/// + 1.5 x (the instances' memory_mb + --host-memory-mb) + 6 x the lookup tables' files
+/// + 200 bytes per lookup row
 /// (+ the term for ctx.shared, which HostMemoryTests measures). Each run is
 /// sampled from /proc and killed at twice its bound, so a regression fails here instead of
 /// exhausting the machine.
@@ -37,8 +38,8 @@ struct MemoryFormulaTests {
         return (p.terminationStatus, peak, killed, (try? Binary.stats(stats)) ?? [:])
     }
 
-    static func bound(memoryMB: Int, hostMB: Int, lineMB: Int = 0, lookupMB: Int = 0) -> Int {
-        (40 << 20) + 8 * (lineMB << 20) + (((memoryMB + hostMB) * 3 / 2) << 20) + 12 * (lookupMB << 20)
+    static func bound(memoryMB: Int, hostMB: Int, lineMB: Int = 0, lookupMB: Int = 0, lookupRows: Int = 0) -> Int {
+        (40 << 20) + 10 * (lineMB << 20) + (((memoryMB + hostMB) * 3 / 2) << 20) + 6 * (lookupMB << 20) + 200 * lookupRows
     }
 
     @Test("six input lines of 20 MiB through a Lua plugin under memory_mb 16 and a 16 MiB host budget")
@@ -68,10 +69,32 @@ struct MemoryFormulaTests {
         try "api: 1\nplugins:\n  - use: lookup\n    config: { file: \(table), key: a, fields: [r] }\n"
             .write(toFile: manifest, atomically: true, encoding: .utf8)
         let size = (try FileManager.default.attributesOfItem(atPath: table)[.size] as? Int ?? 0)
-        let b = Self.bound(memoryMB: 0, hostMB: 16, lookupMB: (size >> 20) + 1)
+        let b = Self.bound(memoryMB: 0, hostMB: 16, lookupMB: (size >> 20) + 1, lookupRows: 60_000)
         let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
         #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
         #expect(r.status == 0 && r.stats["records_out"] as? Int == 1000, "\(r.stats)")
+    }
+
+    @Test("a lookup table of a million tiny rows fits its bound; one row more is refused")
+    func lookupRows() async throws {
+        let table = Binary.temp("formula-rows.jsonl")
+        let rows = (0..<1_000_000).map { "{\"k\":\($0),\"v\":1}" }.joined(separator: "\n") + "\n"
+        try rows.write(toFile: table, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: table) }
+        let input = Binary.temp("formula-rows-in.jsonl")
+        try "{\"k\":999999}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let manifest = Binary.temp("formula-rows.yaml")
+        try "api: 1\nplugins:\n  - use: lookup\n    timeout_ms: 120000\n    config: { file: \(table), key: k, fields: [v] }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 0, hostMB: 16, lookupMB: (rows.utf8.count >> 20) + 1, lookupRows: 1_000_000)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 1, "\(r.stats)")
+
+        try (rows + "{\"k\":-1,\"v\":2}\n").write(toFile: table, atomically: true, encoding: .utf8)
+        let over = try await Binary.runOffPool(["run", manifest], input: "{\"k\":1}\n")
+        #expect(over.status == 1, "\(over.stderr)")
+        #expect(over.stderr.contains("has more than 1000000 rows (line 1000001)"), "\(over.stderr)")
     }
 
     @Test("three instances that fill memory_mb 64 and hand over 512 KiB per record, host budget 128 MiB")

@@ -100,7 +100,7 @@ enum Binary {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
-    /// The accounting identity of SPEC §7.
+    /// The accounting identity of docs/reference.md.
     static func balanced(_ s: [String: Any]) -> Bool {
         func n(_ k: String) -> Int { (s[k] as? NSNumber)?.intValue ?? -1 }
         return n("records_in") + n("emitted") == n("records_out") + n("dropped") + n("dead_lettered") + n("failed") + n("abandoned")

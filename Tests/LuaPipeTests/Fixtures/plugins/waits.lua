@@ -1,6 +1,8 @@
 -- Waits in every place a plugin can: in pcall, in its own coroutines (wrap and resume), in an
--- __index metamethod; and the places it cannot (a gsub callback, a plain yield at the top).
+-- __index metamethod; and the places it cannot (a gsub callback, a plain yield at the top, a
+-- load reader, an xpcall message handler, a coroutine kept from another record's call).
 local plugin = { name = "waits", version = "1.0.0", api = 1 }
+local kept
 local lazy = setmetatable({}, { __index = function(_, k) luapipe.sleep(0.001); return "lazy-" .. k end })
 
 function plugin.process(record, ctx)
@@ -26,6 +28,17 @@ function plugin.process(record, ctx)
     record.s = ("abc"):gsub("b", function(c) luapipe.sleep(0.001); return c end)
   elseif mode == "yield" then
     coroutine.yield(1)
+  elseif mode == "reader" then
+    local n = 0
+    local f, err = load(function() n = n + 1; if n == 1 then luapipe.sleep(0.001); return "return 5" end end)
+    record.loaded, record.err = f ~= nil, err
+  elseif mode == "handler" then
+    record.ok, record.err = xpcall(error, function(m) luapipe.sleep(0.001); return "handled" end, "e")
+  elseif mode == "keep" then
+    kept = coroutine.create(function() luapipe.sleep(0.05); return "done" end)
+    record.ok, record.got = coroutine.resume(kept)
+  elseif mode == "take" then
+    record.ok, record.err = coroutine.resume(kept)
   elseif mode == "hang" then
     ctx.call("hang", {})
   elseif mode == "swallow" then
