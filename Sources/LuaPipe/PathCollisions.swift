@@ -18,6 +18,10 @@ public struct PathCollisions {
     private var writtenPaths: [(label: String, path: String)] = []
     /// Folders Lua plugins `require` modules from: no `.lua` file below one may be written.
     private var moduleRoots: [(label: String, path: String)] = []
+    /// stderr, when it is a regular file (`2>>file`), and stdout's identity: log lines must not
+    /// land in a file the run reads or writes, but stdout and stderr may share one on purpose.
+    private var logs: (label: String, id: Identity)?
+    private var stdout: Identity?
 
     public init() {}
 
@@ -42,7 +46,16 @@ public struct PathCollisions {
     }
 
     public mutating func write(fd: Int32, _ label: String) {
-        if let id = Self.identity(fd: fd) { writes.append((label, id)) }
+        guard let id = Self.identity(fd: fd) else { return }
+        writes.append((label, id))
+        if fd == 1 { stdout = id }
+    }
+
+    /// Where log lines go (stderr): checked only when it is a regular file.
+    public mutating func logs(fd: Int32, _ label: String) {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, let id = Self.identity(st) else { return }
+        logs = (label, id)
     }
 
     /// The first collision, as a message that says what to do; nil when there is none.
@@ -51,6 +64,11 @@ public struct PathCollisions {
             let target = Self.resolved(w.path)
             for root in moduleRoots where target.hasPrefix(root.path + "/") {
                 return "\(w.label) is a Lua file in the folder \(root.label) may load modules from (it would be emptied, and `require` would load it); write somewhere else"
+            }
+        }
+        if let logs {
+            for other in reads + writes where other.id == logs.id && other.id != stdout {
+                return "\(logs.label) is the same file as \(other.label): log lines would land in it; send stderr somewhere else"
             }
         }
         for (i, w) in writes.enumerated() {

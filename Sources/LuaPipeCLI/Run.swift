@@ -134,9 +134,9 @@ struct Run: AsyncParsableCommand {
             }
             throw ExitCode(error.code == .manifest ? Exit.usage : Exit.failed)
         }
-        writeStats(outcome.stats)
-        if let trace, let tracer { writeFile(trace, tracer.json(), what: "--trace") }
-        var code = Exit.ok
+        var written = writeStats(outcome.stats)
+        if let trace, let tracer { written = writeFile(trace, tracer.json(), what: "--trace") && written }
+        var code = written ? Exit.ok : Exit.failed  // figures nobody can read are a failure
         if let e = outcome.error { report(e) }
         // A signal names the exit even when the shutdown it caused failed something (a flush
         // cut short): the user asked the run to stop, and it did.
@@ -172,22 +172,29 @@ struct Run: AsyncParsableCommand {
         if let d = builder.deadLetterPath { paths.write(d, "the dead-letter file \(d)") }
         if let s = statsJSON { paths.write(s, "--stats-json \(s)") }
         if let t = trace { paths.write(t, "--trace \(t)") }
+        paths.logs(fd: 2, "stderr")
         return paths.check()
     }
 
-    func writeStats(_ s: RunStats) {
+    /// Prints and writes the figures; false when the file could not be written (said on stderr).
+    @discardableResult
+    func writeStats(_ s: RunStats) -> Bool {
         if stats { printError(s.table) }
-        if let path = statsJSON { writeFile(path, Array((JSONWriter.encode(s.json) + "\n").utf8), what: "--stats-json") }
+        guard let path = statsJSON else { return true }
+        return writeFile(path, Array((JSONWriter.encode(s.json) + "\n").utf8), what: "--stats-json")
     }
 
-    func writeFile(_ path: String, _ bytes: [UInt8], what: String) {
+    func writeFile(_ path: String, _ bytes: [UInt8], what: String) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            printError("luapipe: error: cannot write \(what) \(path): \(String(cString: strerror(errno)))")
-            return
+        var failure = fd < 0 ? errno : 0
+        if fd >= 0 {
+            do { try FileIO.writeAll(fd, bytes, what: path) } catch { failure = errno == 0 ? EIO : errno }
+            if close(fd) != 0, failure == 0 { failure = errno }
         }
-        defer { close(fd) }
-        try? FileIO.writeAll(fd, bytes, what: path)
+        if failure != 0 {
+            printError("luapipe: error: cannot write \(what) \(path): \(String(cString: strerror(failure)))")
+        }
+        return failure == 0
     }
 
     /// Records and records/s on stderr once a second, only when stderr is a terminal.

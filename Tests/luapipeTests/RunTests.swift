@@ -11,6 +11,16 @@ struct RunTests {
         #expect(r.stderr.contains("setup ran") && r.stderr.contains("flush ran") && r.stderr.contains("teardown ran"))
     }
 
+    @Test("figures or a trace that cannot be written are an error: exit 1, the reason on stderr, the output written")
+    func unwritableFigures() async throws {
+        for flag in ["--stats-json", "--trace"] {
+            let r = try await Binary.runOffPool(["run", "basic.yaml", flag, "/dev/full"], input: "{\"name\":\"a\"}\n")
+            #expect(r.status == 1, "\(flag): \(r.stderr)")
+            #expect(r.stderr.contains("cannot write \(flag) /dev/full: No space left on device"), "\(r.stderr)")
+            #expect(r.lines == [#"{"name":"A"}"#])
+        }
+    }
+
     @Test("a failing record under fail: exit 1, the records before it written, teardown run, stats balanced")
     func failPolicy() async throws {
         let stats = Binary.temp("fail.json")

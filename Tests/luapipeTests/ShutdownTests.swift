@@ -12,7 +12,7 @@ struct ShutdownTests {
     /// holders of one it passes on are gone, and a plugin's own children (os.execute) may
     /// outlive the run.
     static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
-                          output: String = "/dev/null") throws
+                          output: String = "/dev/null", errors: String? = nil) throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
         let stats = Binary.temp("shutdown-\(sig)-\(((args.first ?? "") as NSString).lastPathComponent).json")
         try? FileManager.default.removeItem(atPath: stats)
@@ -22,7 +22,7 @@ struct ShutdownTests {
         let script = """
         for fd in $(ls /proc/$$/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
         \(prelude)
-        "$LUAPIPE" \(command) > \(output) 2> '\(err)' < /dev/null &
+        "$LUAPIPE" \(command) > \(output) 2> \(errors ?? "'\(err)'") < /dev/null &
         pid=$!; sleep \(after); t0=$(date +%s%N); kill -\(sig) $pid
         ( sleep 30; kill -9 $pid ) > /dev/null 2>&1 & guard=$!
         wait $pid; status=$?; t1=$(date +%s%N); pkill -P $guard; kill $guard 2>/dev/null
@@ -45,9 +45,11 @@ struct ShutdownTests {
     }
 
     static func interruptOffPool(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
-                                 output: String = "/dev/null") async throws
+                                 output: String = "/dev/null", errors: String? = nil) async throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
-        let r = try await Binary.offPool { try UncheckedBox(interrupt(args, input: input, after: after, sig, prelude: prelude, output: output)) }
+        let r = try await Binary.offPool {
+            try UncheckedBox(interrupt(args, input: input, after: after, sig, prelude: prelude, output: output, errors: errors))
+        }
         return r.value
     }
 
@@ -126,6 +128,32 @@ struct ShutdownTests {
         #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
         #expect(Binary.balanced(r.stats), "\(r.stats)")
         #expect(r.stats["records_out"] as? Int == 0, "\(r.stats)")
+    }
+
+    @Test("a plugin that prints while nobody reads stderr (a full pipe): its calls go on, the run ends, figures balance")
+    func stderrNobodyReads() async throws {
+        let fifo = Binary.temp("stderr-\(UUID().uuidString).fifo")
+        // 200 records, each printing 64 KiB: far more than a pipe holds. The read end is held
+        // open and never read. The run ends by itself; the signal after 4 s is a safety net.
+        let r = try await Self.interruptOffPool(["chatter.yaml"], input: Self.records(200), after: 4, SIGTERM,
+                                                prelude: "mkfifo '\(fifo)'; exec 4<>'\(fifo)'", errors: "'\(fifo)'")
+        #expect(r.status == 0, "ended by itself, not by the signal: \(r.status)")
+        #expect(r.stats["records_out"] as? Int == 200 && Binary.balanced(r.stats), "\(r.stats)")
+    }
+
+    @Test("SIGTERM while the lookup built-in loads a million-row table with timeout_ms 60000: exit 143 at once")
+    func lookupLoad() async throws {
+        let table = Binary.temp("shutdown-rows.jsonl")
+        try ((0..<1_000_000).map { "{\"k\":\($0),\"v\":1}" }.joined(separator: "\n") + "\n")
+            .write(toFile: table, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: table) }
+        let manifest = Binary.temp("shutdown-lookup.yaml")
+        try "api: 1\nplugins:\n  - use: lookup\n    timeout_ms: 60000\n    config: { file: \(table), key: k, fields: [v] }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let r = try await Self.interruptOffPool([manifest], input: Self.records(3), after: 0.3, SIGTERM)
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(r.seconds < 1.5, "exited \(r.seconds) s after the signal")
+        #expect(r.stderr.contains("the run is stopping") || r.stats["records_in"] as? Int == 0, "\(r.stderr)")
     }
 
     @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")
