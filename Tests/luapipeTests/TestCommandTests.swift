@@ -51,7 +51,7 @@ struct NewCommandTests {
         #expect(bad.status != 0 && bad.stderr.contains("must match [a-z0-9_-]+"))
     }
 
-    /// Builds a package that depends on this checkout: about a minute of compiling.
+    /// Builds a package that depends on this checkout: minutes of compiling (its dependencies, cold).
     @Test("a new Swift plugin package builds, passes its own tests untouched, and runs in its own luapipe",
           .timeLimit(.minutes(35)))  // a cold build of AsyncHTTPClient and NIO on a busy 2-core machine
     func scaffoldSwift() async throws {
