@@ -104,8 +104,15 @@ final class RedisConnection: @unchecked Sendable {
             replies.append(Self.convert(reply))
             freeReplyObject(raw)
         }
+        // A server that is starting (LOADING its append-only file) or busy answers with an
+        // error that passes: retried like a lost connection, not a failure of the run.
+        for case .error(let e) in replies where Self.transient.contains(where: e.hasPrefix) {
+            throw RedisConnectionError(message: "redis at \(endpoint) is not ready: \(e)")
+        }
         return replies
     }
+
+    static let transient = ["LOADING", "BUSY ", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"]
 
     private func connected() throws -> UnsafeMutablePointer<redisContext> {
         if let context { return context }
