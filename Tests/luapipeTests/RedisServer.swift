@@ -10,9 +10,9 @@ final class RedisServer: @unchecked Sendable {
     let appendOnly: Bool
     private var process: Process?
 
-    init(appendOnly: Bool = false) throws {
-        port = TestServer.closedPort()
-        dir = Binary.temp("redis-\(port)")
+    init(appendOnly: Bool = false, port: Int? = nil) throws {
+        self.port = port ?? TestServer.closedPort()
+        dir = Binary.temp("redis-\(self.port)")
         self.appendOnly = appendOnly
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try start()

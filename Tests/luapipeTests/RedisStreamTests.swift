@@ -113,6 +113,36 @@ struct RedisStreamTests {
         #expect(redis.pending("in", "g") == 0)
     }
 
+    @Test("maxlen trims the output stream to about that many entries")
+    func maxLen() async throws {
+        let redis = try RedisServer()
+        try redis.fill("in", json: Self.records(2000))
+        let m = try Self.manifest("maxlen", "  - use: upper\n")
+        let r = try await Binary.runOffPool(["run", m, "--input", redis.url("in", "group=g&consumer=c"),
+                                             "--output", redis.url("out", "maxlen=100"), "--exit-when-idle-ms", "500"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let n = redis.length("out")
+        #expect(n >= 100 && n < 1000, "XLEN out is \(n)")
+        #expect(redis.pending("in", "g") == 0)
+    }
+
+    @Test("a Redis that is not there at start is waited for, logged, then read")
+    func redisLate() async throws {
+        let port = TestServer.closedPort()
+        let m = try Self.manifest("late", "  - use: upper\n")
+        let c = try Background(["run", m, "--input", "redis://127.0.0.1:\(port)/in?group=g&consumer=c",
+                                "--output", "redis://127.0.0.1:\(port)/out", "--exit-when-idle-ms", "1000"])
+        let (redis, r) = try await Binary.offPool { () -> (RedisServer, (status: Int32, stderr: String)) in
+            sleep(2)
+            let redis = try RedisServer(port: port)
+            try redis.fill("in", json: Self.records(10))
+            return (redis, c.wait(timeout: 60))
+        }
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot connect to redis at 127.0.0.1:\(port): Connection refused; retrying in"), "\(r.stderr)")
+        #expect(try Self.coverage(redis).missing == 0)
+    }
+
     @Test("an entry without `json` or with bad JSON is an input error under on_input_error")
     func inputErrors() async throws {
         let redis = try RedisServer()
