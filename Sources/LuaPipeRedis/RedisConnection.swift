@@ -169,8 +169,9 @@ final class RedisConnection: @unchecked Sendable {
 
 /// Retries a Redis call while the connection fails, with backoff (100 ms doubling to 5 s),
 /// logging each failure: Redis going away is waited out (docs/reference.md, "Redis streams").
-/// An error reply is not retried. Gives up, with an `.io` error, once `stop` halts the run.
-func withRedisRetry<T>(_ what: String, stop: StopFlag?, logger: Logger,
+/// An error reply is not retried. Gives up, with an `.io` error, once `stop` halts the run,
+/// or with the error `giveUp` returns, once it returns one.
+func withRedisRetry<T>(_ what: String, stop: StopFlag?, logger: Logger, giveUp: () -> (any Error)? = { nil },
                        _ body: () async throws -> T) async throws -> T {
     var delay = Duration.milliseconds(100)
     var failures = 0
@@ -181,6 +182,7 @@ func withRedisRetry<T>(_ what: String, stop: StopFlag?, logger: Logger,
             return value
         } catch let e as RedisConnectionError {
             failures += 1
+            if let e = giveUp() { throw e }
             if stop?.halts ?? false {
                 throw PipelineError(.io, "\(what): \(e.message); the run is stopping, so it is not retried")
             }

@@ -67,6 +67,10 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
 
     public func nextBatch(stop: StopFlag) async throws -> [InputEvent]? {
         stopFlag.withLock { $0 = stop }
+        do { return try await readBatch(stop) } catch is StoppedWaiting { return nil }
+    }
+
+    private func readBatch(_ stop: StopFlag) async throws -> [InputEvent]? {
         while true {
             if stop.isSet { return nil }
             switch phase {
@@ -79,7 +83,7 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
                                                   "STREAMS", url.stream, pendingFrom])
                 let entries = try Self.streamEntries(reply, url)
                 guard let last = entries.last else {
-                    phase = .new
+                    if phase == .ownPending { phase = .new }  // not when the group must be made again
                     continue
                 }
                 pendingFrom = last.id
@@ -150,7 +154,9 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
     }
 
     private func read(_ stop: StopFlag, _ args: [String]) async throws -> RedisReply {
-        let reply = try await withRedisRetry("\(args[0]) on stream '\(url.stream)' at \(url.endpoint)", stop: stop, logger: logger) {
+        // A read that cannot get through ends once the run stops reading: nothing is lost.
+        let reply = try await withRedisRetry("\(args[0]) on stream '\(url.stream)' at \(url.endpoint)", stop: stop, logger: logger,
+                                             giveUp: { stop.isSet ? StoppedWaiting() : nil }) {
             try await reader.command(args.map(bytes))
         }
         if case .error(let e) = reply {
@@ -165,7 +171,8 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
     }
 
     private func createGroup(_ stop: StopFlag) async throws {
-        let reply = try await withRedisRetry("XGROUP CREATE on stream '\(url.stream)' at \(url.endpoint)", stop: stop, logger: logger) {
+        let reply = try await withRedisRetry("XGROUP CREATE on stream '\(url.stream)' at \(url.endpoint)", stop: stop, logger: logger,
+                                             giveUp: { stop.isSet ? StoppedWaiting() : nil }) {
             try await reader.command(["XGROUP", "CREATE", url.stream, group, url.start, "MKSTREAM"].map(bytes))
         }
         if case .error(let e) = reply, !e.hasPrefix("BUSYGROUP") {
@@ -176,8 +183,9 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
 
     /// Entries other consumers left pending past `claim_idle_ms`, at most every half of it.
     private func claim(_ stop: StopFlag) async throws -> [InputEvent]? {
+        // A scan of the group's pending entries goes on at once while it has more to see.
         let every = Duration.milliseconds(min(max(url.claimIdleMs / 2, 100), 10_000))
-        guard ContinuousClock.now - lastClaim >= every else { return nil }
+        guard claimCursor != "0-0" || ContinuousClock.now - lastClaim >= every else { return nil }
         lastClaim = .now
         let reply = try await read(stop, ["XAUTOCLAIM", url.stream, group, consumer, "\(url.claimIdleMs)", claimCursor,
                                           "COUNT", "\(batchSize)"])
@@ -259,3 +267,6 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
         }
     }
 }
+
+/// The run stopped reading while Redis could not be reached.
+private struct StoppedWaiting: Error {}
