@@ -86,11 +86,43 @@ struct RedisStreamTests {
         #expect(redis.pending("in", "g") == 0)
         // Everything the group delivered was acknowledged, and all of it is in the output.
         let out = Set(try redis.entries("out").compactMap { $0.fields["source_id"] })
-        let delivered = try redis.cli(["XINFO", "GROUPS", "in"]).split(separator: "\n").map(String.init)
-        let last = delivered[(delivered.firstIndex(of: "last-delivered-id") ?? 0) + 1]
-        let read = try redis.ids("in").prefix { $0 != last } + [last]
+        let read = try Self.delivered(redis)
         #expect(read.count < 3000, "the run read everything before the signal: nothing was left to stop")
         #expect(read.allSatisfy(out.contains), "an entry was acknowledged but not written")
+        #expect(r.stderr.contains("flush ran") && r.stderr.contains("teardown ran"), "\(r.stderr)")
+    }
+
+    @Test("SIGTERM when draining would take longer than the longest timeout_ms: the run halts, exit 143, the rest stays pending")
+    func sigtermHalts() async throws {
+        let redis = try RedisServer()
+        try redis.fill("in", json: Self.records(200))
+        // Waits, not CPU: a loaded machine does not push a record past its timeout.
+        let m = try Self.manifest("term-slow", "  - use: waiter\n    config: { seconds: 1 }\n    concurrency: 1\n    timeout_ms: 1500\n")
+        let c = try Background(["run", m, "--input", redis.url("in", "group=g&consumer=c&claim_idle_ms=3000"),
+                                "--output", redis.url("out"), "--batch-size", "4", "--workers", "1"])
+        let (r, seconds) = try await Binary.offPool { () -> ((status: Int32, stderr: String), Double) in
+            #expect(eventually(60) { redis.length("out") >= 1 })
+            let sent = Date()
+            c.signal(SIGTERM)
+            let r = c.wait(timeout: 60)
+            return (r, Date().timeIntervalSince(sent))
+        }
+        #expect(r.status == 143, "\(r.stderr)")
+        #expect(seconds < 4.5, "exited \(seconds) s after the signal")
+        #expect(redis.pending("in", "g") > 0)
+        // What was acknowledged is written.
+        let out = Set(try redis.entries("out").compactMap { $0.fields["source_id"] })
+        let pending = try redis.pendingIDs("in", "g", "c")
+        let acknowledged = try Self.delivered(redis).filter { !pending.contains($0) }
+        #expect(acknowledged.allSatisfy(out.contains), "an entry was acknowledged but not written")
+    }
+
+    /// The input entries the group has handed out so far (up to its last-delivered-id).
+    static func delivered(_ redis: RedisServer) throws -> [String] {
+        let info = try redis.cli(["XINFO", "GROUPS", "in"]).split(separator: "\n").map(String.init)
+        guard let i = info.firstIndex(of: "last-delivered-id") else { return [] }
+        let last = info[i + 1]
+        return try redis.ids("in").prefix { $0 != last } + [last]
     }
 
     @Test("a record failing under dead-letter lands in the dead-letter stream and its entry is acknowledged")
