@@ -24,13 +24,6 @@ enum RedisReply: Sendable, Equatable {
     }
 }
 
-/// Redis could not be reached or the connection broke: worth retrying. (An error reply is
-/// not one of these: it is an answer.)
-struct RedisConnectionError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
-
 /// One hiredis connection, opened on first use and reopened after it breaks.
 ///
 /// - Important: the blocking calls run on `worker`, a dedicated thread, never on the
@@ -107,7 +100,7 @@ final class RedisConnection: @unchecked Sendable {
         // A server that is starting (LOADING its append-only file) or busy answers with an
         // error that passes: retried like a lost connection, not a failure of the run.
         for case .error(let e) in replies where Self.transient.contains(where: e.hasPrefix) {
-            throw RedisConnectionError(message: "redis at \(endpoint) is not ready: \(e)")
+            throw RedisError(connection: "redis at \(endpoint) is not ready: \(e)")
         }
         return replies
     }
@@ -117,11 +110,11 @@ final class RedisConnection: @unchecked Sendable {
     private func connected() throws -> UnsafeMutablePointer<redisContext> {
         if let context { return context }
         let c = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), timeval(tv_sec: 2, tv_usec: 0))
-        guard let c else { throw RedisConnectionError(message: "cannot connect to redis at \(endpoint): out of memory") }
+        guard let c else { throw RedisError(connection: "cannot connect to redis at \(endpoint): out of memory") }
         if c.pointee.err != 0 {
             let message = Self.errstr(c)
             redisFree(c)
-            throw RedisConnectionError(message: "cannot connect to redis at \(endpoint): \(message)")
+            throw RedisError(connection: "cannot connect to redis at \(endpoint): \(message)")
         }
         let ms = readTimeout
         _ = redisSetTimeout(c, timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000))
@@ -130,11 +123,11 @@ final class RedisConnection: @unchecked Sendable {
     }
 
     /// The connection broke: it is dropped, the next call opens a new one.
-    private func broken(_ c: UnsafeMutablePointer<redisContext>) -> RedisConnectionError {
+    private func broken(_ c: UnsafeMutablePointer<redisContext>) -> RedisError {
         let message = Self.errstr(c)
         redisFree(c)
         context = nil
-        return RedisConnectionError(message: "lost the connection to redis at \(endpoint): \(message.isEmpty ? "no answer" : message)")
+        return RedisError(connection: "lost the connection to redis at \(endpoint): \(message.isEmpty ? "no answer" : message)")
     }
 
     private static func errstr(_ c: UnsafeMutablePointer<redisContext>) -> String {
@@ -180,7 +173,7 @@ func withRedisRetry<T>(_ what: String, stop: StopFlag?, logger: Logger, giveUp: 
             let value = try await body()
             if failures > 0 { logger.notice("redis: \(what) went through after \(failures) failed attempt(s)") }
             return value
-        } catch let e as RedisConnectionError {
+        } catch let e as RedisError where e.code == .connection {
             failures += 1
             if let e = giveUp() { throw e }
             if stop?.halts ?? false {

@@ -26,19 +26,19 @@ public struct RedisStreamURL: Sendable, Equatable {
     public static let outputForm = "redis://HOST:PORT/STREAM[?maxlen=N]"
 
     /// Parses an input URL (`flag` names the option in errors).
-    public static func input(_ s: String, flag: String = "--input") throws(RedisURLError) -> RedisStreamURL {
+    public static func input(_ s: String, flag: String = "--input") throws(RedisError) -> RedisStreamURL {
         var u = try parse(s, flag: flag, form: inputForm, keys: ["group", "consumer", "start", "claim_idle_ms"])
         let q = u.query
         guard let g = q["group"], !g.isEmpty else {
-            throw RedisURLError(flag, s, "it names no consumer group (group=G); a stream is read through one: \(inputForm)")
+            throw RedisError(url: flag, s, "it names no consumer group (group=G); a stream is read through one: \(inputForm)")
         }
         guard let c = q["consumer"], !c.isEmpty else {
-            throw RedisURLError(flag, s, "it names no consumer (consumer=C), which must stay the same across restarts of this worker: \(inputForm)")
+            throw RedisError(url: flag, s, "it names no consumer (consumer=C), which must stay the same across restarts of this worker: \(inputForm)")
         }
         u.url.group = g
         u.url.consumer = c
         if let st = q["start"] {
-            guard st == "0" || st == "$" else { throw RedisURLError(flag, s, "start must be 0 (the whole stream) or $ (new entries only), got '\(st)'") }
+            guard st == "0" || st == "$" else { throw RedisError(url: flag, s, "start must be 0 (the whole stream) or $ (new entries only), got '\(st)'") }
             u.url.start = st
         }
         if let v = q["claim_idle_ms"] {
@@ -48,22 +48,22 @@ public struct RedisStreamURL: Sendable, Equatable {
     }
 
     /// Parses an output or dead-letter URL.
-    public static func output(_ s: String, flag: String = "--output") throws(RedisURLError) -> RedisStreamURL {
+    public static func output(_ s: String, flag: String = "--output") throws(RedisError) -> RedisStreamURL {
         var u = try parse(s, flag: flag, form: outputForm, keys: ["maxlen"])
         if let v = u.query["maxlen"] { u.url.maxLen = try number(v, "maxlen", 1...Int(Int32.max), flag, s) }
         return u.url
     }
 
-    private static func number(_ v: String, _ key: String, _ range: ClosedRange<Int>, _ flag: String, _ s: String) throws(RedisURLError) -> Int {
+    private static func number(_ v: String, _ key: String, _ range: ClosedRange<Int>, _ flag: String, _ s: String) throws(RedisError) -> Int {
         guard let n = Int(v), range.contains(n) else {
-            throw RedisURLError(flag, s, "\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
+            throw RedisError(url: flag, s, "\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
         }
         return n
     }
 
-    private static func parse(_ s: String, flag: String, form: String, keys: [String]) throws(RedisURLError)
+    private static func parse(_ s: String, flag: String, form: String, keys: [String]) throws(RedisError)
         -> (url: RedisStreamURL, query: [String: String]) {
-        guard s.hasPrefix("redis://") else { throw RedisURLError(flag, s, "expected \(form)") }
+        guard s.hasPrefix("redis://") else { throw RedisError(url: flag, s, "expected \(form)") }
         var rest = Substring(s.dropFirst("redis://".count))
         var queryText: Substring = ""
         if let q = rest.firstIndex(of: "?") {
@@ -71,36 +71,36 @@ public struct RedisStreamURL: Sendable, Equatable {
             rest = rest[..<q]
         }
         guard let slash = rest.firstIndex(of: "/") else {
-            throw RedisURLError(flag, s, "it names no stream (the path after HOST:PORT): \(form)")
+            throw RedisError(url: flag, s, "it names no stream (the path after HOST:PORT): \(form)")
         }
         let authority = rest[..<slash]
         guard let stream = decode(rest[rest.index(after: slash)...]), !stream.isEmpty else {
-            throw RedisURLError(flag, s, "it names no stream (the path after HOST:PORT): \(form)")
+            throw RedisError(url: flag, s, "it names no stream (the path after HOST:PORT): \(form)")
         }
         if authority.contains("@") {
-            throw RedisURLError(flag, s, "user names and passwords are not supported yet")
+            throw RedisError(url: flag, s, "user names and passwords are not supported yet")
         }
         var host = String(authority), port = 6379
         if let colon = authority.lastIndex(of: ":") {
             host = String(authority[..<colon])
             let p = authority[authority.index(after: colon)...]
             guard let n = Int(p), (1...65535).contains(n) else {
-                throw RedisURLError(flag, s, "the port must be a number from 1 to 65535, got '\(p)'")
+                throw RedisError(url: flag, s, "the port must be a number from 1 to 65535, got '\(p)'")
             }
             port = n
         }
-        guard !host.isEmpty else { throw RedisURLError(flag, s, "it names no host: \(form)") }
+        guard !host.isEmpty else { throw RedisError(url: flag, s, "it names no host: \(form)") }
         var query: [String: String] = [:]
         for pair in queryText.split(separator: "&", omittingEmptySubsequences: true) {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(kv[0])
             guard keys.contains(key) else {
-                throw RedisURLError(flag, s, "unknown parameter '\(key)' (known here: \(keys.joined(separator: ", ")))")
+                throw RedisError(url: flag, s, "unknown parameter '\(key)' (known here: \(keys.joined(separator: ", ")))")
             }
             guard kv.count == 2, let value = decode(kv[1]) else {
-                throw RedisURLError(flag, s, "parameter '\(key)' has no value (\(key)=...)")
+                throw RedisError(url: flag, s, "parameter '\(key)' has no value (\(key)=...)")
             }
-            guard query[key] == nil else { throw RedisURLError(flag, s, "parameter '\(key)' is given twice") }
+            guard query[key] == nil else { throw RedisError(url: flag, s, "parameter '\(key)' is given twice") }
             query[key] = value
         }
         return (RedisStreamURL(endpoint: RedisEndpoint(host: host, port: port), stream: stream), query)
@@ -123,11 +123,25 @@ public struct RedisStreamURL: Sendable, Equatable {
     }
 }
 
-/// A `redis://` URL that cannot be used: says which option, the URL, and what is wrong.
-public struct RedisURLError: Error, CustomStringConvertible {
+/// What went wrong with Redis: the one error type of this module.
+/// - `url`: a `redis://` URL that cannot be used (a usage error): which option, the URL, and
+///   what is wrong.
+/// - `connection`: Redis could not be reached, the connection broke, or Redis is not ready
+///   (LOADING): worth retrying. An error reply is not one of these: it is an answer.
+public struct RedisError: Error, CustomStringConvertible {
+    public enum Code: Sendable { case url, connection }
+    public var code: Code
     public var message: String
-    init(_ flag: String, _ url: String, _ problem: String) {
+
+    init(url flag: String, _ url: String, _ problem: String) {
+        code = .url
         message = "\(flag) \(url): \(problem)"
     }
+
+    init(connection message: String) {
+        code = .connection
+        self.message = message
+    }
+
     public var description: String { message }
 }
