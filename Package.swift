@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "LuaPipeTesting", targets: ["LuaPipeTesting"]),
         .library(name: "LuaPipeCLI", targets: ["LuaPipeCLI"]),
         .library(name: "LuaPipeHTTP", targets: ["LuaPipeHTTP"]),
+        .library(name: "LuaPipeRedis", targets: ["LuaPipeRedis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -52,10 +53,21 @@ let package = Package(
             name: "LuaPipeHTTP",
             dependencies: ["LuaPipe", .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
+        // Redis streams as input and output (docs/reference.md, "Redis streams"): hiredis is
+        // confined to this target, its blocking calls run on dedicated worker threads.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "LuaPipeRedis",
+            dependencies: ["CHiredis", "LuaPipeCore", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "LuaPipeCLI",
             dependencies: [
-                "LuaPipe", "LuaPipeHTTP",
+                "LuaPipe", "LuaPipeHTTP", "LuaPipeRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -9,6 +9,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 need_io_bench_tools
 n=${1:-20000}
 rounds=${2:-3}

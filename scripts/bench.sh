@@ -4,6 +4,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 need_bench_tools
 n=${1:-1000000}
 rounds=${2:-3}

@@ -3,6 +3,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 echo "== building luapipe (release; the first build fetches and compiles dependencies)" >&2
 swift build -c release --product luapipe >&2
 bin="$PWD/.build/release/luapipe"

@@ -6,6 +6,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 secs=${1:-600}
 kind=${2:-both}
 swift build -c release --product luapipe-fuzz --scratch-path .build-fuzz \

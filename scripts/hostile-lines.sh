@@ -6,6 +6,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 mib=${1:-63}
 swift build -c release --product luapipe >&2
 bin=.build/release/luapipe

@@ -45,3 +45,17 @@ need_io_bench_tools() {
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
+
+# hiredis headers (the LuaPipeRedis target builds against them): every script that builds
+# calls this.
+need_hiredis_dev() {
+    command -v pkg-config >/dev/null 2>&1 || apt_install pkg-config
+    pkg-config --exists hiredis || apt_install libhiredis-dev
+}
+
+# redis-server for the stream tests and benchmark (each starts its own on a free port), and
+# the hiredis headers.
+need_redis() {
+    need_hiredis_dev
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}

@@ -6,6 +6,7 @@
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
+need_hiredis_dev  # the LuaPipeRedis target builds against it
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(address thread)
 status=0

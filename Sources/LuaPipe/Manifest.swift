@@ -87,7 +87,7 @@ public struct Manifest: Sendable {
     }
 
     /// A path relative to the manifest's folder.
-    public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : directory + "/" + p }
+    public func resolve(_ p: String) -> String { p.hasPrefix("/") || p.hasPrefix("redis://") ? p : directory + "/" + p }
 }
 
 /// "; did you mean 'timeout_ms'?" when a key is close to a known one.

@@ -3,6 +3,7 @@ import Synchronization
 import LuaPipe
 import LuaPipeCore
 import LuaPipeHTTP
+import LuaPipeRedis
 
 #if canImport(Glibc)
 import Glibc
@@ -12,14 +13,16 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a pipeline over JSON Lines.")
 
     @Argument(help: "The pipeline manifest (YAML or JSON).") var manifest: String
-    @Option(help: "Input file, or - for stdin.") var input: String = "-"
-    @Option(help: "Output file, or - for stdout.") var output: String = "-"
+    @Option(help: "Input file, - for stdin, or redis://HOST:PORT/STREAM?group=G&consumer=C (a stream).")
+    var input: String = "-"
+    @Option(help: "Output file, - for stdout, or redis://HOST:PORT/STREAM[?maxlen=N] (a stream).")
+    var output: String = "-"
     @Option(help: "Worker threads for Lua and synchronous Swift plugins (1 to 256).") var workers: Int = 2
     @Option(name: .customLong("batch-size"), help: "The most records one batch holds (1 to 65,536).")
     var batchSize: Int = 1024
     @Option(name: .customLong("host-memory-mb"), help: "What records in flight may hold on the host, in MiB (16 to 1,048,576).")
     var hostMemoryMb: Int = 512
-    @Option(name: .customLong("dead-letter"), help: "Where records that fail under dead-letter go (overrides the manifest).")
+    @Option(name: .customLong("dead-letter"), help: "Where records that fail under dead-letter go, a file or redis://HOST:PORT/STREAM (overrides the manifest).")
     var deadLetter: String?
     @Option(name: .customLong("on-input-error"), help: "fail, drop or dead-letter: what to do with lines that are not records.")
     var onInputError: String?
@@ -31,6 +34,8 @@ struct Run: AsyncParsableCommand {
     var trace: String?
     @Flag(help: "Allow output in a different order than input (the output is in input order either way today).")
     var unordered = false
+    @Option(name: .customLong("exit-when-idle-ms"), help: "With a stream input: end the run after this many ms with nothing read and nothing in flight (1 to 86,400,000).")
+    var exitWhenIdleMs: Int?
 
     func validate() throws {
         if let m = Ranges.check(workers, Ranges.workers, "--workers") { throw ValidationError(m) }
@@ -39,6 +44,7 @@ struct Run: AsyncParsableCommand {
         if let p = onInputError, !["fail", "drop", "dead-letter"].contains(p) {
             throw ValidationError("--on-input-error must be fail, drop or dead-letter (got '\(p)')")
         }
+        try validateRedis()
     }
 
     func run() async throws {
@@ -71,7 +77,7 @@ struct Run: AsyncParsableCommand {
     private func run(_ m: Manifest, _ registry: PluginRegistry, _ pool: WorkerPool, _ io: WorkerPool) async throws {
         let builder = PipelineBuilder(
             manifest: m, registry: registry,
-            options: .init(workers: workers, deadLetter: deadLetter.map { FileIO.absolute($0) },
+            options: .init(workers: workers, deadLetter: deadLetter.map { RedisStreamURL.isRedis($0) ? $0 : FileIO.absolute($0) },
                            onInputError: onInputError.flatMap(ErrorPolicy.init(rawValue:)),
                            hotReload: watch ? HotReload() : nil),
             pool: pool)
@@ -86,36 +92,49 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(Exit.usage)
         }
 
+        if let m = claimCheck(builder) {
+            printError("luapipe: error: \(m)")
+            throw ExitCode(Exit.usage)
+        }
         // Files before any plugin is set up: a wrong path is a usage error.
-        let inFD: Int32 = input == "-" ? 0 : open(input, O_RDONLY | O_CLOEXEC)
+        let streamIn = RedisStreamURL.isRedis(input), streamOut = RedisStreamURL.isRedis(output)
+        let inFD: Int32 = input == "-" || streamIn ? 0 : open(input, O_RDONLY | O_CLOEXEC)
         if inFD < 0 {
             printError("luapipe: error: cannot open --input \(input): \(String(cString: strerror(errno)))")
             throw ExitCode(Exit.usage)
         }
-        let outFD: Int32 = output == "-" ? 1 : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let outFD: Int32 = output == "-" || streamOut ? 1 : open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if outFD < 0 {
             printError("luapipe: error: cannot open --output \(output): \(String(cString: strerror(errno)))")
             throw ExitCode(Exit.usage)
         }
-        var dlq: DeadLetterFile?
-        if let path = builder.deadLetterPath {
+        let stop = StopFlag()
+        let redis: RedisIO
+        do { redis = try RedisIO(input: input, output: output, deadLetter: builder.deadLetterPath, batchSize: batchSize,
+                                 exitWhenIdleMs: exitWhenIdleMs, stop: stop) } catch {
+            printError("luapipe: error: \(error)")
+            throw ExitCode(Exit.usage)
+        }
+        var dlq: (any DeadLetterSink)? = redis.deadLetter
+        if dlq == nil, let path = builder.deadLetterPath {
             do { dlq = try DeadLetterFile(path: path, worker: io.workers[1]) } catch {
                 report(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
                 throw ExitCode(Exit.usage)
             }
         }
 
-        let stop = StopFlag()
-        let signals = Self.watchSignals(stop)
+        let signals = Self.watchSignals(stop, drainFor: redis.source == nil ? nil : longestTimeout(builder))
         defer { signals.cancel() }
 
         let tracer = trace.map { _ in Tracer() }
         let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20,
                                 ioThreads: io.workers)
         (registry.http as? HTTPClientService)?.budget = pipeline.budget  // answers in flight count too
-        let source = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-", batchSize: batchSize)
-        let sink = JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
-        let progress = isatty(2) != 0 ? Self.showProgress(source) : nil
+        let file = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-" && !streamIn, batchSize: batchSize)
+        let source: any RecordSource = redis.source ?? file
+        let sink: any RecordSink = redis.output
+            ?? JSONLinesSink(fd: outFD, worker: io.workers[1], name: output == "-" ? "stdout" : output, closeOnEnd: output != "-")
+        let progress = isatty(2) != 0 && !streamIn ? Self.showProgress(file) : nil
         defer { progress?.cancel() }
         let watcher = builder.options.hotReload?.watch()
         defer { watcher?.cancel() }
@@ -123,7 +142,9 @@ struct Run: AsyncParsableCommand {
         do {
             outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
                                              onInputError: builder.onInputError, stop: stop)
+            await redis.close()
         } catch {
+            await redis.close()
             report(error)
             if let sig = stop.signal {
                 // A signal came while plugins were set up: no record was read.
@@ -157,7 +178,7 @@ struct Run: AsyncParsableCommand {
     /// Every file the run writes against every file it reads and against each other.
     func collisions(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved]) -> String? {
         var paths = PathCollisions()
-        if input == "-" { paths.read(fd: 0, "--input - (standard input)") } else { paths.read(input, "--input \(input)") }
+        if input == "-" { paths.read(fd: 0, "--input - (standard input)") } else if !RedisStreamURL.isRedis(input) { paths.read(input, "--input \(input)") }
         paths.read(manifest, "the manifest \(manifest)")
         for r in resolved {
             if let lua = r.lua {
@@ -168,8 +189,8 @@ struct Run: AsyncParsableCommand {
                 paths.read(file, "\(r.id)'s file \(file)")
             }
         }
-        if output == "-" { paths.write(fd: 1, "--output - (standard output)") } else { paths.write(output, "--output \(output)") }
-        if let d = builder.deadLetterPath { paths.write(d, "the dead-letter file \(d)") }
+        if output == "-" { paths.write(fd: 1, "--output - (standard output)") } else if !RedisStreamURL.isRedis(output) { paths.write(output, "--output \(output)") }
+        if let d = builder.deadLetterPath, !RedisStreamURL.isRedis(d) { paths.write(d, "the dead-letter file \(d)") }
         if let s = statsJSON { paths.write(s, "--stats-json \(s)") }
         if let t = trace { paths.write(t, "--trace \(t)") }
         paths.logs(fd: 2, "stderr")
@@ -217,7 +238,11 @@ struct Run: AsyncParsableCommand {
     /// SIGINT and SIGTERM stop reading; records in flight finish, then teardown and stats.
     /// A plain handler stores the signal in an atomic (async-signal-safe); a task passes it
     /// on. (A Dispatch signal source lost signals here when another thread took them.)
-    static func watchSignals(_ stop: StopFlag) -> Task<Void, Never> {
+    ///
+    /// With a stream input (`drainFor` set) a signal first drains: reading stops and what was
+    /// read goes through, is written and acknowledged; after `drainFor` (the longest
+    /// `timeout_ms`) the run halts like any other.
+    static func watchSignals(_ stop: StopFlag, drainFor: Duration? = nil) -> Task<Void, Never> {
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { s in pendingSignal.store(s, ordering: .relaxed) }
         }
@@ -225,7 +250,13 @@ struct Run: AsyncParsableCommand {
             while !Task.isCancelled {
                 let s = pendingSignal.load(ordering: .relaxed)
                 if s != 0 {
-                    stop.set(signal: s)
+                    guard let drainFor else {
+                        stop.set(signal: s)
+                        return
+                    }
+                    stop.drain(signal: s)
+                    try? await Task.sleep(for: drainFor)
+                    if !Task.isCancelled { stop.set(signal: s) }
                     return
                 }
                 try? await Task.sleep(for: .milliseconds(20))

@@ -219,7 +219,7 @@ public final class Pipeline: Sendable {
                 }
             }
             let last = channels[channels.count - 1]
-            group.addTask { await Self.write(from: last, to: sink, run: run); return .writer }
+            group.addTask { await Self.write(from: last, to: sink, run: run, acknowledging: source as? any AcknowledgingSource); return .writer }
             for await result in group {
                 switch result {
                 case .stage(let first, let s): for (j, st) in s.enumerated() { pluginStats[first + j] = st }
@@ -305,7 +305,7 @@ public final class Pipeline: Sendable {
                 case .record(let item):
                     items.append(item)
                 case .invalid(let line, let number, let text, let error):
-                    let message = "input line \(line): \(error)"
+                    let message = line > 0 ? "input line \(line): \(error)" : error
                     switch policy {
                     case .drop:
                         run.update { $0.dropped += 1 }
@@ -335,6 +335,8 @@ public final class Pipeline: Sendable {
                 await run.budget.admit(HostBudget.bytes(items))  // waits while the records in flight hold too much
                 await channel.send(.batch(items))
             }
+            // Not after a failure here (a dead letter not written): its record is not done.
+            if source is any AcknowledgingSource, !run.failed, let last = events.last?.number { await channel.send(.mark(last)) }
         }
     }
 
@@ -351,9 +353,15 @@ public final class Pipeline: Sendable {
 
     /// Writes what reaches the end. Once the output fails or closes, what is still on its way
     /// is abandoned (and counted so), and the run stops.
-    private static func write(from channel: Channel<StageMessage>, to sink: any RecordSink, run: RunState) async {
+    /// A mark acknowledges the input records it covers once everything before it is written.
+    private static func write(from channel: Channel<StageMessage>, to sink: any RecordSink, run: RunState,
+                              acknowledging source: (any AcknowledgingSource)?) async {
         var closed = false
         while let message = await channel.receive() {
+            if case .mark(let number) = message {
+                if !closed, !run.stop.halts { await source?.acknowledge(through: number) }
+                continue
+            }
             guard case .batch(let items) = message, !items.isEmpty else { continue }
             if closed {
                 run.abandon(items)

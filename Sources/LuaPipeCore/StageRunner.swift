@@ -2,6 +2,9 @@
 enum StageMessage: Sendable {
     case batch([Item])
     case tick
+    /// Every input record numbered up to this one is done upstream (acknowledging sources
+    /// only): the writer acknowledges them once what came before the mark is written.
+    case mark(Int)
 }
 
 /// A set-up plugin instance with its context.
@@ -83,6 +86,14 @@ struct StageRunner {
                 inflight = next
             case .tick:
                 if !draining, !run.stop.isSet { await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) } }
+            case .mark(let number):
+                // Passed on after everything before it, and only while no record can have
+                // been left undone: not after a failure here, nor once the run halts.
+                if let previous = inflight {
+                    await complete(await previous.value)
+                    inflight = nil
+                }
+                if !draining && !run.stop.halts { await output.send(.mark(number)) }
             }
         }
         if let last = inflight { await complete(await last.value) }

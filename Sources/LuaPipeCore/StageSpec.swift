@@ -57,10 +57,32 @@ public protocol RecordSource: Sendable {
     func nextBatch(stop: StopFlag) async throws -> [InputEvent]?
 }
 
+/// A source whose records must be acknowledged once done (a Redis stream read through a
+/// consumer group: docs/reference.md, "Redis streams").
+///
+/// - Important: `acknowledge(through:)` is called by the pipeline's writer, in input order,
+///   once every record numbered up to `number` has been dealt with: what it produced (outputs,
+///   emits, dead letters) was written, or it was dropped. It is never called for a record that
+///   failed or was abandoned, nor for any record after it.
+public protocol AcknowledgingSource: RecordSource {
+    func acknowledge(through number: Int) async
+}
+
 public enum InputEvent: Sendable {
     case record(Item)
-    /// A line that is not a record: its line number, its record number, text and error.
+    /// A line that is not a record: its line number, its record number, text and error. A
+    /// source without lines (a stream) gives line 0 and says where in `error`.
     case invalid(line: Int, number: Int, text: [UInt8], error: String)
+}
+
+extension InputEvent {
+    /// The record number the event holds.
+    public var number: Int {
+        switch self {
+        case .record(let item): item.number
+        case .invalid(_, let number, _, _): number
+        }
+    }
 }
 
 /// Where records go. `write` may throw `PipelineError(.io)`; an `outputClosed` error ends the
@@ -92,8 +114,11 @@ public protocol DeadLetterSink: Sendable {
 /// Two strengths: a failure under `fail` only stops reading (the records before it still go
 /// through and are written); a signal, a closed output or a cancelled task also halts the
 /// work in flight (batches stop between records, queued ones are abandoned).
+///
+/// A third, for stream input: a signal that drains (`drain(signal:)`) stops reading and lets
+/// everything read go through, so it can be acknowledged; `set(signal:)` later halts it.
 public final class StopFlag: Sendable {
-    private static let failure: Int32 = -1, halt: Int32 = -2
+    private static let failure: Int32 = -1, halt: Int32 = -2, drainBase: Int32 = -1000
     // An atomic, not a lock: every call of every record reads it.
     private let flag = Atomic<Int32>(0)
     public init() {}
@@ -101,8 +126,17 @@ public final class StopFlag: Sendable {
     public func set(signal: Int32 = 0) {
         let value = signal == 0 ? Self.halt : signal
         var current = flag.load(ordering: .acquiring)
-        while current == 0 || current == Self.failure {
+        while current == 0 || current == Self.failure || current < Self.drainBase {
             let (done, now) = flag.compareExchange(expected: current, desired: value, ordering: .acquiringAndReleasing)
+            if done { return }
+            current = now
+        }
+    }
+    /// Asks the run to stop reading only, for `signal`: what was read still goes through.
+    public func drain(signal: Int32) {
+        var current = flag.load(ordering: .acquiring)
+        while current == 0 || current == Self.failure {
+            let (done, now) = flag.compareExchange(expected: current, desired: Self.drainBase - signal, ordering: .acquiringAndReleasing)
             if done { return }
             current = now
         }
@@ -113,11 +147,12 @@ public final class StopFlag: Sendable {
     /// True when the work in flight is to stop too, not only reading.
     public var halts: Bool {
         let v = flag.load(ordering: .acquiring)
-        return v != 0 && v != Self.failure
+        return v > 0 || v == Self.halt
     }
     /// The signal that stopped the run, if a signal did.
     public var signal: Int32? {
         let v = flag.load(ordering: .acquiring)
-        return v > 0 ? v : nil
+        if v > 0 { return v }
+        return v < Self.drainBase ? Self.drainBase - v : nil
     }
 }
