@@ -8,8 +8,9 @@ import Glibc
 ///
 /// Each `LuaPlugin` made for a watched run registers here. When a file's modification time
 /// changes, every instance of it builds the new code (load and setup) on its own worker
-/// thread, between batches; only when that succeeded is the old instance torn down. If it
-/// fails, the old instance stays and the error is logged.
+/// thread, between records; only when that succeeded is the old instance torn down. If it
+/// fails, the old instance stays and the error is logged. An instance with records in flight
+/// (a plugin that waits) reloads once they are out (docs/reference.md, "The command line").
 public final class HotReload: Sendable {
     private struct Entry {
         weak var plugin: LuaPlugin?

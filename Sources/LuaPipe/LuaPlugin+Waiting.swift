@@ -17,6 +17,8 @@ extension LuaPlugin {
         var cancelled: [(slot: Int, error: PipelineError)] = []
         /// The state is near its memory limit: start no more records now.
         var full = false
+        /// A reload waits for the calls in flight to end: start no more records now.
+        var held = false
     }
 
     func processWaiting(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
@@ -28,6 +30,7 @@ extension LuaPlugin {
         var waiters: [Int: Task<Void, Never>] = [:]
         var replies: [(slot: Int, reply: WaitReply)] = []
         var full = false
+        var held = false
         // Answers carry the wait's number, so a late answer of a cancelled wait is not taken
         // for the answer of that record's next wait.
         let answers = Mailbox<(slot: Int, wait: Int, reply: WaitReply, release: (@Sendable () -> Void)?)>()
@@ -49,9 +52,9 @@ extension LuaPlugin {
         }
         while true {
             var starts: [(slot: Int, item: Item)] = []
-            // Near the memory limit, a record waits for admission (but one always goes, so
-            // the batch moves on).
-            let room = full ? (inFlight.isEmpty ? 1 : 0) : limits.concurrency - inFlight.count
+            // Near the memory limit, or while a reload waits for the calls in flight, a record
+            // waits for admission (but one always goes, so the batch moves on).
+            let room = full || held ? (inFlight.isEmpty ? 1 : 0) : limits.concurrency - inFlight.count
             while next < items.count, starts.count < room {
                 if limits.stopping {  // the run is stopping: records not started never are
                     while next < items.count { results[next] = .abandoned; next += 1 }
@@ -70,6 +73,7 @@ extension LuaPlugin {
             for release in releases { release() }
             releases = []
             full = step.full
+            held = step.held
             for (slot, result) in step.finished {
                 results[slot] = result
                 inFlight[slot] = nil
@@ -93,7 +97,7 @@ extension LuaPlugin {
             limits.metrics?.inFlight(inFlight.count)
             if inFlight.isEmpty { continue }
             // Room for more records, and some left: start them before waiting for answers.
-            if !full, next < items.count, inFlight.count < limits.concurrency, !limits.stopping, !step.waits.isEmpty || !starts.isEmpty {
+            if !full, !held, next < items.count, inFlight.count < limits.concurrency, !limits.stopping, !step.waits.isEmpty || !starts.isEmpty {
                 continue
             }
             // Every answer that is in, at least one: one hop to the thread resumes them all.
@@ -159,10 +163,24 @@ extension LuaPlugin {
             }
         }
         for (id, reply) in replies {
-            guard let instance = slot, let task = instance.tasks[id] else { continue }  // cancelled
+            guard let instance = slot, let task = instance.tasks[id] else {
+                // Its call went with its state: it fails rather than being waited for forever.
+                if !step.cancelled.contains(where: { $0.slot == id }) {
+                    step.cancelled.append((id, PipelineError(.cancelled, "cancelled: the instance was replaced while this record was in flight",
+                                                             plugin: context.info.id)))
+                }
+                continue
+            }
             let number = Int(task.recordNumber)
             run(id, number) { try $0.state.resume(task, with: reply, handOver: handOver) }
         }
+        // A reload (--watch) goes in between records: once no call is in flight in the old state.
+        func reloadIfIdle() {
+            if let instance = slot, instance.reloadPending, instance.tasks.isEmpty, !limits.stopping {
+                LuaPlugin.swapIn(&slot, source, settings, context, settings.timeout)
+            }
+        }
+        reloadIfIdle()
         for (id, item) in starts {
             if step.cancelled.contains(where: { $0.slot == id }) { continue }
             run(id, item.number) { instance in
@@ -173,7 +191,9 @@ extension LuaPlugin {
                                                 handOver: handOver)
             }
         }
+        reloadIfIdle()
         if let instance = slot {
+            step.held = instance.reloadPending
             let limit = instance.state.memoryLimit
             step.full = limit > 0 && instance.state.memoryUsed > limit / 4 * 3
         }

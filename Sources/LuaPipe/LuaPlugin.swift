@@ -160,27 +160,36 @@ public final class LuaPlugin: WorkerPlugin {
         for t in emits { context.emit(tape: t) }
     }
 
-    /// Loads and sets up the file's current code on the worker, between batches; swaps it in
+    /// Loads and sets up the file's current code on the worker, between records; swaps it in
     /// and tears the old instance down only when that worked. Otherwise logs and keeps the old.
+    /// While records wait in the old instance (a plugin that waits), their calls live in its
+    /// state: the swap is left to their driver, which starts no more records in it and swaps
+    /// once they are out (docs/reference.md, "The command line").
     public func reload() async {
         let (source, settings, context, timeout) = (self.source, self.settings, self.context, self.timeout)
-        let path = source.path
-        let outcome: String? = await confined.worker.run { [confined] in
-            confined.withValue { slot -> String? in
-                do {
-                    let new = try LuaInstance(source: source, settings: settings, context: context, timeout: timeout)
-                    slot?.teardown(timeout: timeout)
-                    slot = new
-                    return nil
-                } catch {
-                    return "\(error)"
+        await confined.worker.run { [confined] in
+            confined.withValue { slot in
+                if let instance = slot, !instance.tasks.isEmpty {
+                    instance.reloadPending = true
+                } else {
+                    Self.swapIn(&slot, source, settings, context, timeout)
                 }
             }
         }
-        if let outcome {
-            context.logger.error("reload of \(path) failed, the running version stays: \(outcome)")
-        } else {
-            context.logger.info("reloaded \(path)")
+    }
+
+    /// On the worker, with no call in flight in `slot`: a new instance of the file's current
+    /// code replaces it, or (when that fails) it stays and the error is logged.
+    static func swapIn(_ slot: inout LuaInstance?, _ source: LuaPluginSource, _ settings: Settings,
+                       _ context: PluginContext, _ timeout: Duration) {
+        slot?.reloadPending = false
+        do {
+            let new = try LuaInstance(source: source, settings: settings, context: context, timeout: timeout)
+            slot?.teardown(timeout: timeout)
+            slot = new
+            context.logger.info("reloaded \(source.path)")
+        } catch {
+            context.logger.error("reload of \(source.path) failed, the running version stays: \(error)")
         }
     }
 
@@ -207,6 +216,9 @@ final class LuaInstance {
     /// Records' calls in flight (by the driver's slot), and finished tasks kept for reuse.
     var tasks: [Int: LuaTask] = [:]
     var spare: [LuaTask] = []
+    /// The file changed while calls were in flight here: no more start, and once they are out
+    /// the driver swaps in the new code (`LuaPlugin.swapIn`).
+    var reloadPending = false
 
     private let interruptSlot: Locked<LuaState.Interrupt?>
 

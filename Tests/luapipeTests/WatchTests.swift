@@ -56,4 +56,77 @@ struct WatchTests {
         #expect(log.contains("live.lua:2:"), "the syntax error names file:line: \(log)")
         #expect(log.contains("teardown two"))
     }
+
+    /// What one streamed run of `napper` gave: its exit, its output lines, its log, its figures.
+    struct Streamed: Sendable {
+        var status: Int32
+        var hung: Bool
+        var lines: [String]
+        var log: String
+        var stats: [String: Int]
+        var balanced: Bool
+    }
+
+    /// Feeds 200 records 20 ms apart to `napper` (it waits up to 60 ms on each) with --watch and
+    /// --batch-size 4, rewriting its file as `edits` says (before which record, with what text),
+    /// then closes stdin; a run still going 30 s later is ended by SIGTERM and counts as hung.
+    static func stream(_ edits: [Int: @Sendable (String) -> String]) throws -> Streamed {
+        let dir = Binary.temp("watch-wait-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
+        let original = try String(contentsOfFile: Binary.fixtures + "/plugins/napper.lua", encoding: .utf8)
+        let file = dir + "/plugins/napper.lua"
+        try original.write(toFile: file, atomically: false, encoding: .utf8)
+        try "api: 1\nplugins:\n  - use: napper\n    timeout_ms: 1000\n"
+            .write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+        let (p, input, output, errPipe) = try Binary.start(["run", dir + "/p.yaml", "--watch", "--batch-size", "4",
+                                                            "--stats-json", dir + "/s.json"])
+        let out = Collector(output.fileHandleForReading), err = Collector(errPipe.fileHandleForReading)
+        for n in 0..<200 {
+            if let edit = edits[n] { try edit(original).write(toFile: file, atomically: false, encoding: .utf8) }
+            input.fileHandleForWriting.write(Data("{\"n\":\(n)}\n".utf8))
+            usleep(20_000)
+        }
+        try input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(30)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        let hung = p.isRunning
+        if hung { p.terminate() }
+        p.waitUntilExit()
+        let figures = (try? Binary.stats(dir + "/s.json")) ?? [:]
+        return Streamed(status: p.terminationStatus, hung: hung,
+                        lines: out.text().split(separator: "\n").map(String.init), log: err.text(),
+                        stats: figures.compactMapValues { ($0 as? NSNumber)?.intValue }, balanced: Binary.balanced(figures))
+    }
+
+    static func version(_ v: String) -> @Sendable (String) -> String {
+        { $0.replacingOccurrences(of: #"local version = "v1""#, with: "local version = \"\(v)\"") }
+    }
+
+    /// A reload used to drop the calls waiting in the old instance: their answers found no call
+    /// to resume, the batch never ended and the run stopped for good, no timeout firing.
+    @Test("a plugin that waits is reloaded while records are in flight: every record out, in order, the version switches once",
+          arguments: [false, true])
+    func reloadWhileWaiting(failedFirst: Bool) async throws {
+        let edits: [Int: @Sendable (String) -> String] = failedFirst
+            ? [40: { $0 + "\nthis is not lua (((\n" }, 100: Self.version("v2")]
+            : [60: Self.version("v2")]
+        let r = try await Binary.offPool { try Self.stream(edits) }
+        #expect(!r.hung, "the run stopped for good after the reload; figures \(r.stats), log: \(r.log)")
+        #expect(r.status == 0, "\(r.log)")
+        let records = r.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let numbers = records.compactMap { ($0["n"] as? NSNumber)?.intValue }
+        #expect(numbers == Array(0..<200), "\(r.lines.count) lines out")
+        let versions = records.compactMap { $0["v"] as? String }
+        let switched = versions.firstIndex(of: "v2") ?? versions.count
+        #expect(versions.count == 200 && switched > 30 && switched < 190, "\(versions)")
+        #expect(versions[..<switched].allSatisfy { $0 == "v1" } && versions[switched...].allSatisfy { $0 == "v2" },
+                "one switch, from v1 to v2: \(versions)")
+        #expect(r.balanced, "\(r.stats)")
+        #expect(r.stats["records_in"] == 200 && r.stats["records_out"] == 200, "\(r.stats)")
+        #expect(r.stats["failed"] == 0 && r.stats["abandoned"] == 0, "\(r.stats)")
+        #expect(r.log.contains("reloaded "), "\(r.log)")
+        if failedFirst {
+            #expect(r.log.contains("failed, the running version stays"), "\(r.log)")
+        }
+    }
 }
