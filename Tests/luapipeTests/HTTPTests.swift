@@ -26,7 +26,12 @@ final class TestServer: @unchecked Sendable {
         port = p
     }
 
-    func stop() { process.terminate() }
+    /// SIGKILL: the test process blocks signals on its threads, and a child inherits that mask,
+    /// so python would ignore SIGTERM.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
 
     /// A free loopback port nobody listens on (bound, then closed).
     static func closedPort() -> Int {
