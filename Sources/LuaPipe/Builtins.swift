@@ -117,8 +117,9 @@ final class DedupePlugin: TapeSyncPlugin {
     let key: [String]
     let keyBytes: [[UInt8]]
     let capacity: Int
-    var order = Deque<Value>()
-    var seen: [Value: Int] = [:]
+    /// The last `capacity` keys, as remembered (`remembered`), oldest first.
+    var order = Deque<[UInt8]>()
+    var seen: [[UInt8]: Int] = [:]
     init(_ config: Record) throws {
         guard case .array(let a)? = config["key"], !a.isEmpty, a.allSatisfy({ $0.stringValue != nil }) else {
             throw configError("dedupe", "key", "a non-empty list of field names expected")
@@ -129,8 +130,38 @@ final class DedupePlugin: TapeSyncPlugin {
         guard c >= 1, c <= 10_000_000 else { throw configError("dedupe", "capacity", "a whole number from 1 to 10,000,000 expected") }
         capacity = Int(c)
     }
+
+    /// Keys longer than this (in tape form) are remembered by a 256-bit digest, not whole: the
+    /// keys come from records, and `capacity` of them must not hold gigabytes.
+    static let longKey = 256
+    private let seeds = (0..<4).map { _ in UInt64.random(in: .min ... .max) }
+
+    /// A missing key field counts as null, as in the record.
+    static let null = Tape.encode(.null)
+
+    /// A record's key as remembered: its fields' values in tape form, each after its length,
+    /// or for a long key its length and a digest of four
+    /// SipHashes with seeds of this run (secret, so records cannot be made to collide).
+    private func remembered(_ fields: [ArraySlice<UInt8>]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for f in fields {
+            let n = UInt32(f.count)
+            bytes += [UInt8(n & 0xff), UInt8(n >> 8 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 24)]
+            bytes += f
+        }
+        guard bytes.count > Self.longKey else { return bytes }
+        var digest: [UInt8] = [0xff] + withUnsafeBytes(of: UInt64(bytes.count).littleEndian, Array.init)
+        for seed in seeds {
+            var h = Hasher()
+            h.combine(seed)
+            bytes.withUnsafeBytes { h.combine(bytes: $0) }
+            digest += withUnsafeBytes(of: h.finalize().littleEndian, Array.init)
+        }
+        return digest
+    }
+
     /// True when `k` is not among the last `capacity` keys; remembers it.
-    private func admit(_ k: Value) -> Bool {
+    private func admit(_ k: [UInt8]) -> Bool {
         if seen[k] != nil { return false }
         order.append(k)
         seen[k, default: 0] += 1
@@ -140,11 +171,11 @@ final class DedupePlugin: TapeSyncPlugin {
         return true
     }
     func process(_ record: Record, _ context: PluginContext) throws -> Disposition {
-        admit(.array(key.map { record[$0] ?? .null })) ? .pass : .drop
+        admit(remembered(key.map { Tape.encode(record[$0] ?? .null)[...] })) ? .pass : .drop
     }
     func process(tape: Tape, _ context: PluginContext) throws -> Tape? {
         guard let f = TapeFields(tape) else { return tape }
-        return admit(.array(keyBytes.map { f.value($0) ?? .null })) ? tape : nil
+        return admit(remembered(keyBytes.map { f.encoded($0) ?? Self.null[...] })) ? tape : nil
     }
 }
 
@@ -242,7 +273,9 @@ final class LookupPlugin: TapeSyncPlugin {
                                     + "split the table or keep only the rows the input needs", plugin: context.info.id)
             }
             rows[k] = arena.count
-            let present = fieldBytes.indices.compactMap { i in row.value(fieldBytes[i]).map { (i, Tape.encode($0)) } }
+            // Copied in tape form, never decoded: a row of a million small values would take
+            // gigabytes as Values.
+            let present = fieldBytes.indices.compactMap { i in row.encoded(fieldBytes[i]).map { (i, Array($0)) } }
             Self.put(UInt32(present.count), 2, &arena)
             for (i, value) in present {
                 Self.put(UInt32(i), 2, &arena)

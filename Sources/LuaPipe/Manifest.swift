@@ -128,6 +128,14 @@ private struct Parser {
         return s.string
     }
 
+    /// A plugin's name or an entry's id: it names the entry in every message, figure and
+    /// trace event, so it is short (docs/reference.md, "Numbers").
+    func name(_ v: Node, _ entry: String?, _ key: String) throws(PipelineError) -> String {
+        let s = try string(v, entry, key)
+        guard s.count <= 128 else { throw error(v, entry, "`\(key)` must be at most 128 characters (got \(s.count))") }
+        return s
+    }
+
     func int(_ v: Node, _ entry: String?, _ key: String, range: ClosedRange<Int>) throws(PipelineError) -> Int {
         let what = "`\(key)` must be a whole number from \(Ranges.describe(range))"
         guard case .scalar(let s) = v, s.style == .plain || s.style == .any else { throw error(v, entry, what) }
@@ -206,14 +214,14 @@ private struct Parser {
         var e = Manifest.Entry(index: index, line: node.mark?.line ?? 0, use: "")
         var label = "plugins[\(index)]"
         for (k, v) in map where k.string == "use" || k.string == "id" {
-            if case .scalar(let s) = v { label = "plugins[\(index)] (\(s.string))" }
+            if case .scalar(let s) = v { label = "plugins[\(index)] (\(s.string.prefix(64)))" }
         }
         var sawUse = false
         for (k, v) in map {
             let key = k.string ?? ""
             switch key {
-            case "use": e.use = try string(v, label, key); sawUse = true
-            case "id": e.id = try string(v, label, key)
+            case "use": e.use = try name(v, label, key); sawUse = true
+            case "id": e.id = try name(v, label, key)
             case "config":
                 guard case .mapping = v else { throw error(v, label, "`config` must be a mapping") }
                 e.config = try value(v, label, budget: &nodes)

@@ -60,8 +60,10 @@ public struct PathCollisions {
 
     /// The first collision, as a message that says what to do; nil when there is none.
     public func check() -> String? {
-        for w in writtenPaths where w.path.hasSuffix(".lua") {
+        for w in writtenPaths {
+            // By where it leads: a symlink named out.jsonl may point at a module.
             let target = Self.resolved(w.path)
+            guard target.hasSuffix(".lua") || w.path.hasSuffix(".lua") else { continue }
             for root in moduleRoots where target.hasPrefix(root.path + "/") {
                 return "\(w.label) is a Lua file in the folder \(root.label) may load modules from (it would be emptied, and `require` would load it); write somewhere else"
             }
@@ -87,6 +89,15 @@ public struct PathCollisions {
         if let r = realpath(path, nil) {
             defer { free(r) }
             return String(cString: r)
+        }
+        // Not there yet, or a dangling symlink: follow the links to where the file would be.
+        var path = path
+        for _ in 0..<40 {
+            var buf = [CChar](repeating: 0, count: 4097)
+            let n = readlink(path, &buf, 4096)
+            guard n > 0 else { break }
+            let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            path = target.hasPrefix("/") ? target : FileIO.directory(of: path) + "/" + target
         }
         let dir = FileIO.directory(of: path)
         let name = path.split(separator: "/").last.map(String.init) ?? path

@@ -205,17 +205,42 @@ struct Run: AsyncParsableCommand {
         return writeFile(path, Array((JSONWriter.encode(s.json) + "\n").utf8), what: "--stats-json")
     }
 
+    /// Writes the figures or the trace. A FIFO gets 2 s to take them (one nobody reads must
+    /// not hold the exit); opening one that nobody has open for reading fails at once.
     func writeFile(_ path: String, _ bytes: [UInt8], what: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        var failure = fd < 0 ? errno : 0
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+        var failure = fd < 0 ? (errno == ENXIO ? EPIPE : errno) : 0
         if fd >= 0 {
-            do { try FileIO.writeAll(fd, bytes, what: path) } catch { failure = errno == 0 ? EIO : errno }
+            var st = stat()
+            let fifo = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO
+            if !fifo { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
+            if fifo {
+                failure = Self.writeWithin(fd, bytes, seconds: 2)
+            } else {
+                do { try FileIO.writeAll(fd, bytes, what: path) } catch { failure = errno == 0 ? EIO : errno }
+            }
             if close(fd) != 0, failure == 0 { failure = errno }
         }
         if failure != 0 {
             printError("luapipe: error: cannot write \(what) \(path): \(String(cString: strerror(failure)))")
         }
         return failure == 0
+    }
+
+    /// Writes `bytes` to a non-blocking `fd` within `seconds`; 0 or the errno (ETIMEDOUT).
+    static func writeWithin(_ fd: Int32, _ bytes: [UInt8], seconds: Double) -> Int32 {
+        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n > 0 { done += n; continue }
+            if n < 0, errno != EAGAIN, errno != EINTR { return errno }
+            let left = end - .now
+            if left <= .zero { return ETIMEDOUT }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, Int32(max(1, left.milliseconds)))
+        }
+        return 0
     }
 
     /// Records and records/s on stderr once a second, only when stderr is a terminal.

@@ -56,7 +56,7 @@ final class StderrWriter: @unchecked Sendable {
 
     /// Waits until everything queued is written, or `limit` has passed (stderr not read):
     /// called before the process exits.
-    func drain(within limit: TimeInterval = 0.5) {
+    func drain(within limit: TimeInterval = 0.2) {
         let until = Date(timeIntervalSinceNow: limit)
         condition.lock()
         while !pending.isEmpty || writing {

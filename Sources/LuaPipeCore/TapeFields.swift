@@ -51,6 +51,15 @@ public struct TapeFields {
         }
     }
 
+    /// The value of field `key` in tape form (as `Tape.encode` writes it), not decoded.
+    public func encoded(_ key: [UInt8]) -> ArraySlice<UInt8>? {
+        guard let k = index(key) else { return nil }
+        switch entries[k].value {
+        case .original(let r): return tape[r]
+        case .new(let v): return v[...]
+        }
+    }
+
     public mutating func remove(_ key: [UInt8]) {
         if let k = index(key) { entries.remove(at: k) }
     }

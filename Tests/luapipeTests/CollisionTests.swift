@@ -85,7 +85,10 @@ struct CollisionTests {
             .write(toFile: dir + "/plugins/p.lua", atomically: true, encoding: .utf8)
         try "return { v = 1 }\n".write(toFile: dir + "/plugins/helper.lua", atomically: true, encoding: .utf8)
         try "api: 1\nplugin_paths: [plugins]\nplugins:\n  - use: p\n".write(toFile: dir + "/m.yaml", atomically: true, encoding: .utf8)
-        for target in ["plugins/helper.lua", "plugins/new.lua"] {
+        // Also through symlinks with other names, to a module that exists and to one that does not.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/to-helper.jsonl", withDestinationPath: "plugins/helper.lua")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/to-new.jsonl", withDestinationPath: dir + "/plugins/new.lua")
+        for target in ["plugins/helper.lua", "plugins/new.lua", "to-helper.jsonl", "to-new.jsonl"] {
             let r = try await Binary.runOffPool(["run", "m.yaml", "--input", "in.jsonl", "--output", target], cwd: dir)
             #expect(r.status == 2, "\(target): \(r.stderr)")
             #expect(r.stderr.contains("is a Lua file in the folder plugin 'p' may load modules from"), "\(r.stderr)")

@@ -29,6 +29,7 @@ struct ManifestTests {
         ("api: [1\n", "not valid YAML"),
         (ManifestTests.aliasBomb, "configs expand to more than 1,000,000 YAML nodes"),
         (ManifestTests.spreadBomb, "configs expand to more than 1,000,000 YAML nodes"),
+        ("api: 1\nplugins:\n  - use: upper\n    id: " + String(repeating: "x", count: 129) + "\n", "`id` must be at most 128 characters (got 129)"),
         ("api: 1\nplugins:\n  - use: dedupe\n    config: {key: [a], capacity: 2.5}\n", "config.capacity: a whole number from 1 to 10,000,000"),
         ("api: 1\nplugins:\n  - use: http\n    config: {url: \"http://127.0.0.1:1/\", into: g, retries: 1.5}\n",
          "config.retries: a whole number from 0 to 10"),

@@ -138,4 +138,25 @@ struct MemoryFormulaTests {
         #expect(r.status == 0 && Binary.balanced(r.stats), "\(r.stats)")
         #expect((r.stats["records_out"] as? Int ?? 0) >= 1, "\(r.stats)")
     }
+
+    @Test("dedupe of 5 MB keys: each kept once, long keys remembered by digest, within the bound")
+    func dedupeLongKeys() async throws {
+        let input = Binary.temp("formula-dedupe.jsonl")
+        let handle = try { () throws -> FileHandle in
+            FileManager.default.createFile(atPath: input, contents: nil)
+            return try FileHandle(forWritingTo: URL(fileURLWithPath: input))
+        }()
+        for i in 0..<80 {  // 40 distinct keys, each twice
+            let k = String(repeating: Character(UnicodeScalar(UInt8(65 + i % 40 % 26))), count: 5 << 20) + "\(i % 40)"
+            handle.write(Data("{\"k\":\"\(k)\",\"i\":\(i)}\n".utf8))
+        }
+        try handle.close()
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        let manifest = Binary.temp("formula-dedupe.yaml")
+        try "api: 1\nplugins:\n  - use: dedupe\n    config: { key: [k] }\n".write(toFile: manifest, atomically: true, encoding: .utf8)
+        let b = Self.bound(memoryMB: 0, hostMB: 16, lineMB: 6)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 40 && r.stats["dropped"] as? Int == 40, "\(r.stats)")
+    }
 }
