@@ -112,7 +112,7 @@ struct HTTPTests {
         let m = try Self.manifest("budget", "    config: { url: \"http://127.0.0.1:\(server.port)/big?pause=1000\", into: answer }\n"
                                   + "    concurrency: 16\n    on_error: dead-letter\n")
         let stats = Binary.temp("http-budget.json")
-        let input = (1...16).map { "{\"id\":\($0)}" }.joined(separator: "\n") + "\n"
+        let input = Binary.records(16)
         let r = try await Binary.runOffPool(["run", m, "--stats-json", stats, "--host-memory-mb", "32"], input: input)
         #expect(r.status == 0, "\(r.stderr)")
         let s = try Binary.stats(stats)

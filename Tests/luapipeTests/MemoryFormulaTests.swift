@@ -78,7 +78,7 @@ struct MemoryFormulaTests {
     @Test("a lookup table of a million tiny rows fits its bound; one row more is refused")
     func lookupRows() async throws {
         let table = Binary.temp("formula-rows.jsonl")
-        let rows = (0..<1_000_000).map { "{\"k\":\($0),\"v\":1}" }.joined(separator: "\n") + "\n"
+        let rows = Binary.tinyRows(1_000_000)
         try rows.write(toFile: table, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: table) }
         let input = Binary.temp("formula-rows-in.jsonl")
@@ -100,7 +100,7 @@ struct MemoryFormulaTests {
     @Test("three instances that fill memory_mb 64 and hand over 512 KiB per record, host budget 128 MiB")
     func fullInstances() async throws {
         let input = Binary.temp("formula-in.jsonl")
-        try (1...3000).map { "{\"id\":\($0)}" }.joined(separator: "\n").appending("\n").write(toFile: input, atomically: true, encoding: .utf8)
+        try Binary.records(3000).write(toFile: input, atomically: true, encoding: .utf8)
         let manifest = Binary.temp("formula-hog.yaml")
         try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: hog\n    memory_mb: 64\n    instances: 3\n    config: { mb: 58, out_kb: 512 }\n    on_error: drop\n"
             .write(toFile: manifest, atomically: true, encoding: .utf8)
@@ -131,7 +131,7 @@ struct MemoryFormulaTests {
         let manifest = try HTTPTests.manifest("formula", "    config: { url: \"http://127.0.0.1:\(server.port)/big?pause=300\", into: a }\n"
                                               + "    concurrency: 16\n    on_error: dead-letter\n")
         let input = Binary.temp("formula-http.jsonl")
-        try (1...16).map { "{\"id\":\($0)}" }.joined(separator: "\n").appending("\n").write(toFile: input, atomically: true, encoding: .utf8)
+        try Binary.records(16).write(toFile: input, atomically: true, encoding: .utf8)
         let b = Self.bound(memoryMB: 0, hostMB: 64)
         let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "64"], bound: b)) }.value
         #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")

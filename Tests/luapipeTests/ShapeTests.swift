@@ -33,7 +33,7 @@ struct ShapeTests {
             .write(toFile: manifest, atomically: true, encoding: .utf8)
         for (batch, expected) in [(7, 7), (1024, 40)] {
             let stats = Binary.temp("shape-waiter-\(batch).json")
-            let input = (1...40).map { "{\"id\":\($0)}" }.joined(separator: "\n") + "\n"
+            let input = Binary.records(40)
             let r = try await Binary.runOffPool(["run", manifest, "--batch-size", "\(batch)", "--stats-json", stats], input: input)
             #expect(r.status == 0 && r.lines.count == 40, "\(r.stderr)")
             let p = (try Binary.stats(stats)["plugins"] as? [[String: Any]])?.first ?? [:]

@@ -53,9 +53,7 @@ struct ShutdownTests {
         return r.value
     }
 
-    static func records(_ n: Int, _ extra: String = "") -> String {
-        (1...n).map { "{\"id\":\($0)\(extra)}" }.joined(separator: "\n") + "\n"
-    }
+    static func records(_ n: Int, _ extra: String = "") -> String { Binary.records(n, extra) }
 
     @Test("a batch of slow records stops between records: exit 130/143, flush and teardown once, figures balance",
           arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] as [(Int32, Int32)])
@@ -144,7 +142,7 @@ struct ShutdownTests {
     @Test("SIGTERM while the lookup built-in loads a million-row table with timeout_ms 60000: exit 143 at once")
     func lookupLoad() async throws {
         let table = Binary.temp("shutdown-rows.jsonl")
-        try ((0..<1_000_000).map { "{\"k\":\($0),\"v\":1}" }.joined(separator: "\n") + "\n")
+        try Binary.tinyRows(1_000_000)
             .write(toFile: table, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: table) }
         let manifest = Binary.temp("shutdown-lookup.yaml")

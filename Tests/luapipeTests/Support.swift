@@ -95,6 +95,16 @@ enum Binary {
         return dir + "/" + name
     }
 
+    /// `n` input lines {"id":1} ... {"id":n}, each with `extra` after the id.
+    static func records(_ n: Int, _ extra: String = "") -> String {
+        (1...n).map { "{\"id\":\($0)\(extra)}" }.joined(separator: "\n") + "\n"
+    }
+
+    /// A lookup table of `n` tiny rows {"k":0,"v":1} ... (about 19 bytes a row).
+    static func tinyRows(_ n: Int) -> String {
+        (0..<n).map { "{\"k\":\($0),\"v\":1}" }.joined(separator: "\n") + "\n"
+    }
+
     static func stats(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]

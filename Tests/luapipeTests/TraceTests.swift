@@ -48,7 +48,7 @@ struct TraceTests {
         let manifest = Binary.temp("trace-waiter.yaml")
         try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: waiter\n    config: { seconds: 0.05 }\n"
             .write(toFile: manifest, atomically: true, encoding: .utf8)
-        let input = (1...10).map { "{\"id\":\($0)}" }.joined(separator: "\n") + "\n"
+        let input = Binary.records(10)
         let r = try await Binary.runOffPool(["run", manifest, "--trace", path], input: input)
         #expect(r.status == 0, "\(r.stderr)")
         let lua = try Self.waits(path)
