@@ -2,7 +2,9 @@
 #ifndef LP_INTERNAL_H
 #define LP_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include "CLuaShim.h"
@@ -44,6 +46,14 @@ struct lp_ctl {
     lp_wait_fn wait_fn;
     void *wait_ctx;
     lp_buf wait_req, wait_reply;   // a blocking wait's request and answer
+    // The watchdog (lp_watchdog.c). While Lua runs on its thread: `watch_deadline` is the
+    // run's deadline (INT64_MAX: none; 0: no Lua runs) and `running` the coroutine running.
+    _Atomic int64_t watch_deadline;
+    atomic_int poke;           // set before the signal: the handler acts only on this
+    atomic_int owner_tid;      // the thread that runs it (gettid)
+    lua_State *volatile running;
+    int64_t poked_at;          // the watchdog's own, under its lock
+    int watched;
 };
 
 /// The state's control block: kept in the extra space before each lua_State (the main
@@ -194,6 +204,21 @@ void lp_tape_write_as(lua_State *L, int idx, lp_buf *out, const char *what, cons
 /// offsets of `base`, for the table at t. [-0, +0, m]
 void lp_order_set_keys(lua_State *L, int t, const uint8_t *base, const uint32_t *key_at, uint32_t count);
 
+
+// MARK: The watchdog (lp_watchdog.c)
+typedef struct { lua_State *running; int64_t deadline; lp_ctl *tls; } lp_watch_saved;
+void lp_watch_register(lp_ctl *c);    // at lp_newstate
+void lp_watch_unregister(lp_ctl *c);  // at lp_close
+/// Around every run of Lua on a state (pcall_at, a task's resume): L runs now, with that
+/// deadline (0: none). Nests. [-0, +0, -]
+void lp_watch_enter(lp_ctl *c, lua_State *L, int64_t deadline_ns, lp_watch_saved *s);
+void lp_watch_leave(lp_ctl *c, const lp_watch_saved *s);
+/// A coroutine takes over on this thread (coroutine.resume); returns the one it replaces.
+static inline lua_State *lp_watch_switch(lp_ctl *c, lua_State *co) {
+    lua_State *was = c->running;
+    c->running = co;
+    return was;
+}
 
 // MARK: Calls and waits (lp_state.c, lp_wait.c)
 void lp_use_lua_locale(void);

@@ -135,7 +135,12 @@ void lp_hook(lua_State *L, lua_Debug *ar) {
     int why = LP_LIMIT_NONE;
     if (atomic_load_explicit(&c->interrupt, memory_order_relaxed)) why = LP_LIMIT_INTERRUPT;
     else if (c->deadline_ns && lp_now_ns() > c->deadline_ns) why = LP_LIMIT_TIME;
-    if (why == LP_LIMIT_NONE) return;
+    if (why == LP_LIMIT_NONE) {
+        // Armed by the watchdog (lp_watchdog.c) for a limit not due after all: back to normal.
+        if (!c->rearmed && lua_gethookcount(L) != c->hook_count)
+            lua_sethook(L, lp_hook, LUA_MASKCOUNT, c->hook_count);
+        return;
+    }
     lp_limit_raise(L, why);
 }
 
@@ -171,12 +176,14 @@ lua_State *lp_newstate(size_t mem_limit) {
     // Records are tables that live for one call: the generational collector suits them
     // (see docs/performance.md for the measurement).
     lua_gc(L, LUA_GCGEN, 0, 0);
+    lp_watch_register(c);
     return L;
 }
 
 void lp_close(lua_State *L) {
     if (!L) return;
     lp_ctl *c = lp_ctl_get(L);
+    lp_watch_unregister(c);
     c->mem_limit = 0;  // closing must not fail for want of memory
     lua_close(L);
     lp_buf_free(&c->wait_req);
@@ -206,7 +213,10 @@ static int pcall_at(lua_State *L, int base, int nargs, int nresults, int64_t tim
     c->limit_hit = LP_LIMIT_NONE;
     c->deadline_ns = timeout_ns > 0 ? lp_deadline_after(c, timeout_ns) : 0;
     lp_use_lua_locale();
+    lp_watch_saved watch;
+    lp_watch_enter(c, L, c->deadline_ns, &watch);
     int status = lua_pcall(L, nargs, nresults, base);
+    lp_watch_leave(c, &watch);
     // A call that came back after its deadline (from a long C function, or through a pcall
     // that swallowed the hook's error in the last instructions) failed all the same: the
     // caller must not take its results, and the instance is replaced as for any timeout.

@@ -168,7 +168,10 @@ static int auxresume(lua_State *L, lua_State *co, int narg) {
         return -1;
     }
     lua_xmove(L, co, narg);
+    lp_ctl *c = lp_ctl_get(L);
+    lua_State *was = lp_watch_switch(c, co);
     status = lua_resume(co, L, narg, &nres);
+    lp_watch_switch(c, was);
     if (status == LUA_YIELD && nres == 1 && lua_touserdata(co, -1) == (void *)&lp_wait_mark) {
         lua_pop(co, 1);
         return -2;
@@ -359,7 +362,10 @@ static int task_run(lua_State *L, lp_task *t, lua_State *co, int nargs) {
     lua_pop(L, 1);
     lp_use_lua_locale();
     int nres = 0;
+    lp_watch_saved watch;
+    lp_watch_enter(c, co, t->deadline_ns, &watch);
     int status = lua_resume(co, L, nargs, &nres);
+    lp_watch_leave(c, &watch);
     t->cur_table = c->cur_table;
     t->cur_lazy = c->cur_lazy;
     c->task = NULL;

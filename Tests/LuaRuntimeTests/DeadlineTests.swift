@@ -129,6 +129,37 @@ struct DeadlineTests {
         #expect(code == .interrupted)
     }
 
+    /// Instructions that each take milliseconds, a thousand of them between two count hooks:
+    /// the watchdog arms the hook for the next instruction once the call is late.
+    @Test("one long VM instruction after another stops at the deadline",
+          arguments: ["string_arith", "string_compare"])
+    func longInstructions(fixture: String) async throws {
+        let setup = try String(contentsOfFile: fixturePath("deadline") + "/\(fixture).lua", encoding: .utf8)
+        let (e, took) = try await Self.run(setup, options: .init(memoryLimit: 256 << 20))
+        #expect(e?.code == .timeout, "\(String(describing: e))")
+        // Stopped between two instructions, not failed once it returned.
+        #expect(e?.message.contains("returned after its deadline") == false, "\(String(describing: e))")
+        #expect(took < Self.grace, "\(fixture): took \(took)")
+    }
+
+    @Test("the interrupt flag stops a run of long VM instructions")
+    func interruptLongInstructions() async throws {
+        let setup = try String(contentsOfFile: fixturePath("deadline") + "/string_arith.lua", encoding: .utf8)
+        let (code, took) = try await withLua(.init(memoryLimit: 256 << 20)) { lua -> (LuaError.Code?, Duration) in
+            let fn = try lua.load(setup, chunkName: "=atk")
+            defer { lua.release(fn) }
+            let stop = lua.interrupt
+            let started = ContinuousClock.now
+            Thread_detach { usleep(300_000); stop() }
+            do { _ = try lua.call(fn, timeout: .seconds(120)) } catch let error as LuaError {
+                return (error.code, ContinuousClock.now - started)
+            }
+            return (nil, ContinuousClock.now - started)
+        }
+        #expect(code == .interrupted)
+        #expect(took < Self.grace, "took \(took)")
+    }
+
     @Test("parsing a large chunk with load is under the deadline")
     func loadParsesUnderDeadline() async throws {
         // 4 MB of source parsed in pieces; a parse that outlives the deadline fails it.
