@@ -132,7 +132,7 @@ struct DeadlineTests {
     /// Instructions that each take milliseconds, a thousand of them between two count hooks:
     /// the watchdog arms the hook for the next instruction once the call is late.
     @Test("one long VM instruction after another stops at the deadline",
-          arguments: ["string_arith", "string_compare"])
+          arguments: ["string_arith", "string_compare", "string_compare_nul"])
     func longInstructions(fixture: String) async throws {
         let setup = try String(contentsOfFile: fixturePath("deadline") + "/\(fixture).lua", encoding: .utf8)
         let (e, took) = try await Self.run(setup, options: .init(memoryLimit: 256 << 20))
