@@ -13,11 +13,13 @@ struct RedisIO {
 
     /// Nothing connects yet: connections open on first use, and a Redis that is not there
     /// is waited out then.
-    init(input: String, output: String, deadLetter: String?, batchSize: Int, exitWhenIdleMs: Int?, stop: StopFlag) throws {
+    init(input: String, output: String, deadLetter: String?, batchSize: Int, hostMemory: Int, exitWhenIdleMs: Int?,
+         stop: StopFlag) throws {
         let logger = Logger(label: "luapipe")
         if RedisStreamURL.isRedis(input) {
+            // A read is held whole before the host budget sees it: an eighth of the budget.
             source = RedisStreamSource(url: try RedisStreamURL.input(input), batchSize: batchSize,
-                                       exitWhenIdleMs: exitWhenIdleMs, logger: logger)
+                                       readBytes: hostMemory / 8, exitWhenIdleMs: exitWhenIdleMs, logger: logger)
         }
         var ids: (@Sendable (Int) -> String?)? = nil
         if let s = source { ids = { s.sourceID(of: $0) } }

@@ -111,7 +111,7 @@ struct Run: AsyncParsableCommand {
         let stop = StopFlag()
         let redis: RedisIO
         do { redis = try RedisIO(input: input, output: output, deadLetter: builder.deadLetterPath, batchSize: batchSize,
-                                 exitWhenIdleMs: exitWhenIdleMs, stop: stop) } catch {
+                                 hostMemory: hostMemoryMb << 20, exitWhenIdleMs: exitWhenIdleMs, stop: stop) } catch {
             printError("luapipe: error: \(error)")
             throw ExitCode(Exit.usage)
         }

@@ -28,6 +28,13 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
     /// must not wait long for it.
     static let blockMs = 250
 
+    /// How many entries the next read asks for. A read's reply is held whole, about ten times
+    /// over (hiredis's buffer and objects, the copies, the tapes) before any budget sees it:
+    /// 100 entries of 5 MB took 994 MiB. So reads start at one entry and double while they
+    /// stay under `readBytes`, and shrink to what fits it after larger entries.
+    private var count = 1
+    private let readBytes: Int
+
     private enum Phase { case create, ownPending, new }
     private var phase = Phase.create
     private var pendingFrom = "0"
@@ -44,9 +51,11 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
     }
     private let ledger = Mutex(Ledger())
 
-    public init(url: RedisStreamURL, batchSize: Int, exitWhenIdleMs: Int?, logger: Logger) {
+    /// `readBytes`: what one read may bring in (the CLI gives an eighth of --host-memory-mb).
+    public init(url: RedisStreamURL, batchSize: Int, readBytes: Int = 64 << 20, exitWhenIdleMs: Int?, logger: Logger) {
         self.url = url
         self.batchSize = max(1, batchSize)
+        self.readBytes = max(1, readBytes)
         self.exitWhenIdle = exitWhenIdleMs.map { .milliseconds($0) }
         self.logger = logger
         reader = RedisConnection(url.endpoint, name: "luapipe-redis-read",
@@ -79,7 +88,7 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
                 phase = .ownPending
             case .ownPending:
                 // No BLOCK: what is pending for this consumer is answered at once.
-                let reply = try await read(stop, ["XREADGROUP", "GROUP", group, consumer, "COUNT", "\(batchSize)",
+                let reply = try await read(stop, ["XREADGROUP", "GROUP", group, consumer, "COUNT", "\(count)",
                                                   "STREAMS", url.stream, pendingFrom])
                 let entries = try Self.streamEntries(reply, url)
                 guard let last = entries.last else {
@@ -93,7 +102,7 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
                 }
             case .new:
                 if let events = try await claim(stop), !events.isEmpty { return events }
-                let reply = try await read(stop, ["XREADGROUP", "GROUP", group, consumer, "COUNT", "\(batchSize)",
+                let reply = try await read(stop, ["XREADGROUP", "GROUP", group, consumer, "COUNT", "\(count)",
                                                   "BLOCK", "\(Self.blockMs)", "STREAMS", url.stream, ">"])
                 let entries = try Self.streamEntries(reply, url)
                 if let events = await take(entries), !events.isEmpty {
@@ -188,7 +197,7 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
         guard claimCursor != "0-0" || ContinuousClock.now - lastClaim >= every else { return nil }
         lastClaim = .now
         let reply = try await read(stop, ["XAUTOCLAIM", url.stream, group, consumer, "\(url.claimIdleMs)", claimCursor,
-                                          "COUNT", "\(batchSize)"])
+                                          "COUNT", "\(count)"])
         guard case .array(let parts) = reply, parts.count >= 2, let cursor = parts[0].text else { return nil }
         claimCursor = cursor
         let entries = try Self.entries(parts[1], url)
@@ -198,9 +207,19 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
         return await take(entries)
     }
 
+    /// Sizes the next read from this one: twice as many entries while the read stays within
+    /// `readBytes`, as many as fit it (at least one) once an entry is larger.
+    private func resize(after entries: [(id: String, fields: [[UInt8]]?)]) {
+        guard !entries.isEmpty else { return }
+        let largest = entries.reduce(1) { m, e in max(m, e.fields?.reduce(0) { $0 + $1.count } ?? 0) }
+        let fits = max(1, readBytes / largest)
+        count = min(batchSize, fits, entries.count >= count ? 2 * count : count)
+    }
+
     /// Numbers the entries and makes them events; entries already in flight here (claimed
     /// back) are skipped, deleted ones (no fields) are acknowledged at once.
     private func take(_ entries: [(id: String, fields: [[UInt8]]?)]) async -> [InputEvent]? {
+        resize(after: entries)
         var events: [InputEvent] = []
         var gone: [String] = []
         ledger.withLock { l in
