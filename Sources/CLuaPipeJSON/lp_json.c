@@ -30,7 +30,20 @@ typedef struct parser {
     uint8_t *out, *o;
     uint8_t *oend;  // the output's end: a value needs at most 9 bytes, a string 4 + its text's
     int full;       // the output ran out (not a syntax error)
+    lp_json_stop_fn stop;  // NULL: never stops
+    void *stop_ctx;
+    uint32_t countdown;    // containers and items until `stop` is asked again
+    int stopped;
 } parser;
+
+// Asks `stop` every 65,536 containers and items (a few milliseconds of parsing).
+static inline int should_stop(parser *s) {
+    if (!s->stop || --s->countdown) return 0;
+    s->countdown = 1u << 16;
+    if (!s->stop(s->stop_ctx)) return 0;
+    s->stopped = 1;
+    return 1;
+}
 
 static inline void skip_space(parser *s) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
@@ -157,7 +170,7 @@ static int literal(parser *s, const char *word, size_t n, uint8_t tag) {
 
 // At '[' or '{': writes the tag and room for count and size; NULL when nested too deep.
 static uint8_t *open_container(parser *s, uint8_t tag, int depth) {
-    if (depth > MAX_DEPTH) return NULL;
+    if (depth > MAX_DEPTH || should_stop(s)) return NULL;
     *s->o++ = tag;
     uint8_t *at = s->o;
     s->o += 8;
@@ -180,6 +193,7 @@ static int close_container(parser *s, uint8_t *at, uint32_t count) {
 
 // After an item: 1 at ',' (another follows), 0 at the closing bracket, -1 at anything else.
 static int next_item(parser *s, uint8_t close) {
+    if (should_stop(s)) return -1;
     skip_space(s);
     if (s->p >= s->end) return -1;
     if (*s->p == ',') { s->p++; return 1; }
@@ -298,7 +312,7 @@ static int has_duplicate(const uint8_t *at, uint32_t count) {
 #undef LP_JSON_CHECKED
 
 long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, int record_only) {
-    parser s = { p, p + n, out, out, out + cap, 0 };
+    parser s = { p, p + n, out, out, out + cap, 0, NULL, NULL, 0, 0 };
     skip_space(&s);
     if (s.p >= s.end || (record_only && *s.p != '{')) return -1;
     if (value_checked(&s, 0)) return s.full ? LP_JSON_FULL : -1;
@@ -307,8 +321,21 @@ long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, in
     return (long)(s.o - s.out);
 }
 
+static long parse_stoppable(const uint8_t *p, size_t n, uint8_t *out, int record_only,
+                            lp_json_stop_fn stop, void *ctx, int *stopped) {
+    parser s = { p, p + n, out, out, out + lp_json_tape_bound(n), 0, stop, ctx, 1u << 16, 0 };
+    long r = -1;
+    skip_space(&s);
+    if (s.p < s.end && !(record_only && *s.p != '{') && !value(&s, 0)) {
+        skip_space(&s);
+        if (s.p == s.end) r = (long)(s.o - s.out);
+    }
+    if (stopped) *stopped = s.stopped;
+    return r;
+}
+
 long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
-    parser s = { p, p + n, out, out, out + lp_json_tape_bound(n), 0 };
+    parser s = { p, p + n, out, out, out + lp_json_tape_bound(n), 0, NULL, NULL, 0, 0 };
     skip_space(&s);
     if (s.p >= s.end || (record_only && *s.p != '{')) return -1;
     if (value(&s, 0)) return -1;
@@ -357,6 +384,17 @@ const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only
     scratch *s = scratch_get();
     if (!s || !reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
     long r = lp_json_parse(p, n, s->tape, record_only);
+    if (r < 0) return NULL;
+    *len = (size_t)r;
+    return s->tape;
+}
+
+const uint8_t *lp_json_parse_scratch_stoppable(const uint8_t *p, size_t n, int record_only, size_t *len,
+                                               lp_json_stop_fn stop, void *ctx, int *stopped) {
+    *stopped = 0;
+    scratch *s = scratch_get();
+    if (!s || !reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
+    long r = parse_stoppable(p, n, s->tape, record_only, stop, ctx, stopped);
     if (r < 0) return NULL;
     *len = (size_t)r;
     return s->tape;

@@ -52,6 +52,28 @@ public struct JSONReader {
         return try referenceParseRecord(bytes)
     }
 
+    /// `parseRecord` for a text that may take long (a lookup row of 63 MiB took 1.7-3 s):
+    /// `stop` is asked every 65,536 containers and items, and nil returned once it says so.
+    public static func parseRecord(_ bytes: UnsafeBufferPointer<UInt8>,
+                                   stoppingWhen stop: () -> Bool) throws(JSONError) -> Tape? {
+        guard let base = bytes.baseAddress else { return try parseRecord(bytes) }
+        defer { if bytes.count > 1 << 17 { lp_json_scratch_trim() } }
+        var len = 0
+        var stopped: Int32 = 0
+        let tape = withoutActuallyEscaping(stop) { stop in
+            var ask = stop
+            return withUnsafeMutablePointer(to: &ask) { ctx in
+                lp_json_parse_scratch_stoppable(base, bytes.count, 1, &len, { ctx in
+                    ctx!.assumingMemoryBound(to: (() -> Bool).self).pointee() ? 1 : 0
+                }, ctx, &stopped)
+            }
+        }
+        if stopped != 0 { return nil }
+        if let tape { return Tape(bytes: Array(UnsafeBufferPointer(start: tape, count: len))) }
+        if stop() { return nil }
+        return try referenceParseRecord(bytes)
+    }
+
     /// The Swift reader alone: the reference the C reader is tested against.
     public static func referenceParseRecord(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) -> Tape {
         var r = JSONReader(bytes, capacity: 2 * bytes.count + 64)

@@ -139,6 +139,26 @@ struct ShutdownTests {
         #expect(r.stats["records_out"] as? Int == 200 && Binary.balanced(r.stats), "\(r.stats)")
     }
 
+    @Test("a lookup row of 60 MiB nested arrays stops at the setup's timeout_ms, not once it is parsed")
+    func lookupLongRow() async throws {
+        // The row was parsed whole, and the table scanned for newlines, before any deadline
+        // check: 7.3 s for this table in the debug build the suite runs (1.7 s in a release
+        // build). The parser now asks the deadline as it goes.
+        let table = Binary.temp("long-row.jsonl")
+        let nest = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        let row = "{\"k\":1,\"v\":[" + Array(repeating: nest, count: 60 << 10).joined(separator: ",") + "]}\n"
+        try row.write(toFile: table, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: table) }
+        let manifest = Binary.temp("long-row.yaml")
+        try "api: 1\nplugins:\n  - use: lookup\n    timeout_ms: 300\n    config: { file: \(table), key: k, fields: [v] }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        let started = ContinuousClock.now
+        let r = try await Binary.runOffPool(["run", manifest], input: "{\"k\":1}\n")
+        let took = ContinuousClock.now - started
+        #expect(r.status == 1 && r.stderr.contains("timeout"), "\(r.status) \(r.stderr)")
+        #expect(took < .seconds(4), "the setup ended \(took) after the start, with timeout_ms 300")
+    }
+
     @Test("SIGTERM while the lookup built-in loads a million-row table with timeout_ms 60000: exit 143 at once")
     func lookupLoad() async throws {
         let table = Binary.temp("shutdown-rows.jsonl")

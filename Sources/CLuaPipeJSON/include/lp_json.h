@@ -69,6 +69,13 @@ long lp_json_parse_into(const uint8_t *p, size_t n, uint8_t *out, size_t cap, in
 /// lp_json_scratch_trim when over 1 MiB).
 /// Returns the tape, valid until the thread's next call, or NULL; *len is its length.
 const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len);
+/// Asked every 65,536 containers and items by lp_json_parse_scratch_stoppable: nonzero stops
+/// the parse.
+typedef int (*lp_json_stop_fn)(void *ctx);
+/// lp_json_parse_scratch for a text long enough to outlive a deadline (a lookup row): NULL
+/// with *stopped = 1 when `stop` said so.
+const uint8_t *lp_json_parse_scratch_stoppable(const uint8_t *p, size_t n, int record_only, size_t *len,
+                                               lp_json_stop_fn stop, void *ctx, int *stopped);
 /// The most JSON bytes a tape of n bytes can give.
 static inline size_t lp_json_text_bound(size_t n) { return 6 * n + 64; }
 
