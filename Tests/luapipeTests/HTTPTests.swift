@@ -139,4 +139,64 @@ struct HTTPTests {
         #expect(o.status == 2, "a URL outside http_hosts is a manifest error: \(o.stderr)")
         #expect(o.stderr.contains("not among the hosts this plugin may reach"), "\(o.stderr)")
     }
+
+    /// luapipe.http.request from a Lua plugin: each record asks for one thing, 64 in flight.
+    @Test("luapipe.http.request from Lua: answers, errors pcall can catch, and the record's deadline pcall cannot")
+    func luaRequests() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let refused = TestServer.closedPort()
+        let path = Binary.temp("http-lua.yaml")
+        let deadLetters = Binary.temp("http-lua-dl.jsonl")
+        try? FileManager.default.removeItem(atPath: deadLetters)
+        try """
+            api: 1
+            plugin_paths: [\(Binary.fixtures)/plugins]
+            dead_letter: \(deadLetters)
+            plugins:
+              - use: fetcher
+                config: { base: "http://127.0.0.1:\(server.port)" }
+                allow: [http]
+                http_hosts: ["127.0.0.1:\(server.port)", "127.0.0.1:\(refused)"]
+                timeout_ms: 1500
+                memory_mb: 128
+                on_error: dead-letter
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let input = [
+            #"{"path":"/geo/1.2.3.4?ms=30"}"#,
+            #"{"path":"/fail"}"#,
+            #"{"path":"/text"}"#,
+            #"{"path":"/geo/slow?ms=3000","timeout":0.2}"#,
+            #"{"path":"/big"}"#,
+            #"{"path":"/echo","method":"POST","send":{"a":[1,2],"b":"c"}}"#,
+            #"{"url":"http://127.0.0.2:\#(server.port)/geo/1"}"#,
+            #"{"url":"http://127.0.0.1:\#(refused)/geo/1"}"#,
+            #"{"path":"/redirect/9.9.9.9","redirects":1}"#,
+            #"{"path":"/geo/late?ms=5000"}"#,
+        ].joined(separator: "\n") + "\n"
+        let stats = Binary.temp("http-lua.json")
+        let r = try await Binary.runOffPool(["run", path, "--stats-json", stats], input: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try r.lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
+        #expect(out.count == 9, "\(r.stdout)")
+        guard out.count == 9 else { return }
+        #expect(out[0]["status"] as? Int == 200 && (out[0]["json"] as? [String: Any])?["country"] as? String == "X7", "\(out[0])")
+        #expect((out[0]["ctype"] as? String)?.hasPrefix("application/json") == true, "\(out[0])")
+        #expect(out[1]["status"] as? Int == 500, "a status is an answer, not an error: \(out[1])")
+        #expect(out[2]["status"] as? Int == 200 && out[2]["json"] == nil && out[2]["body_len"] as? Int == 16, "\(out[2])")
+        #expect((out[3]["error"] as? String)?.contains("timed out") == true, "\(out[3])")
+        #expect(out[4]["body_len"] as? Int == (10 << 20) + 2, "\(out[4]["status"] ?? "") \(out[4]["error"] ?? "")")
+        let received = (out[5]["json"] as? [String: Any])?["received"] as? [String: Any]
+        #expect(received?["a"] as? [Int] == [1, 2] && received?["b"] as? String == "c", "\(out[5])")
+        #expect((out[6]["error"] as? String)?.contains("http_hosts") == true, "\(out[6])")
+        #expect(out[7]["error"] != nil && out[7]["status"] == nil, "\(out[7])")
+        #expect((out[8]["json"] as? [String: Any])?["ip"] as? String == "9.9.9.9", "\(out[8])")
+        // The record's own deadline passed while it waited: pcall could not catch that.
+        let letters = try String(contentsOfFile: deadLetters, encoding: .utf8).split(separator: "\n")
+        #expect(letters.count == 1 && letters.first?.contains("timeout") == true && letters.first?.contains("late") == true,
+                "\(letters)")
+        let s = try Binary.stats(stats)
+        #expect(Binary.balanced(s) && s["dead_lettered"] as? Int == 1, "\(s)")
+    }
 }
