@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
-#include "lp_json.h"
+#include "lp_json_internal.h"
 
 uint64_t lp_hash_seed = 0x2545F4914F6CDD1Dull;
 
@@ -22,7 +22,6 @@ __attribute__((constructor)) static void lp_hash_seed_init(void) {
     lp_hash_seed = seed;
 }
 
-enum { T_NULL = 0, T_FALSE = 1, T_TRUE = 2, T_INT = 3, T_DOUBLE = 4, T_STRING = 5, T_ARRAY = 6, T_OBJECT = 7 };
 #define MAX_DEPTH 512
 
 typedef struct parser {
@@ -346,7 +345,6 @@ long lp_json_parse(const uint8_t *p, size_t n, uint8_t *out, int record_only) {
 
 // Each thread's buffers, freed when the thread ends (a pthread key's destructor: plain
 // thread-locals would leak them, and embedders start and stop worker threads).
-typedef struct scratch { uint8_t *tape, *text; size_t tape_cap, text_cap; } scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
@@ -359,7 +357,7 @@ static void scratch_free(void *p) {
 
 static void scratch_key_make(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-static scratch *scratch_get(void) {
+scratch *lp_json_scratch_get(void) {
     pthread_once(&scratch_once, scratch_key_make);
     scratch *s = pthread_getspecific(scratch_key);
     if (!s) {
@@ -369,8 +367,7 @@ static scratch *scratch_get(void) {
     return s;
 }
 
-// Makes *buf hold at least `need` bytes; NULL when memory ran out.
-static uint8_t *reserve(uint8_t **buf, size_t *cap, size_t need) {
+uint8_t *lp_json_reserve(uint8_t **buf, size_t *cap, size_t need) {
     if (need > *cap) {
         free(*buf);
         *cap = need < 4096 ? 4096 : need;
@@ -381,8 +378,8 @@ static uint8_t *reserve(uint8_t **buf, size_t *cap, size_t need) {
 }
 
 const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only, size_t *len) {
-    scratch *s = scratch_get();
-    if (!s || !reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
+    scratch *s = lp_json_scratch_get();
+    if (!s || !lp_json_reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
     long r = lp_json_parse(p, n, s->tape, record_only);
     if (r < 0) return NULL;
     *len = (size_t)r;
@@ -392,8 +389,8 @@ const uint8_t *lp_json_parse_scratch(const uint8_t *p, size_t n, int record_only
 const uint8_t *lp_json_parse_scratch_stoppable(const uint8_t *p, size_t n, int record_only, size_t *len,
                                                lp_json_stop_fn stop, void *ctx, int *stopped) {
     *stopped = 0;
-    scratch *s = scratch_get();
-    if (!s || !reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
+    scratch *s = lp_json_scratch_get();
+    if (!s || !lp_json_reserve(&s->tape, &s->tape_cap, lp_json_tape_bound(n))) return NULL;
     long r = parse_stoppable(p, n, s->tape, record_only, stop, ctx, stopped);
     if (r < 0) return NULL;
     *len = (size_t)r;
@@ -405,150 +402,4 @@ void lp_json_scratch_trim(void) {
     if (!s) return;
     if (s->tape_cap > (1u << 20)) { free(s->tape); s->tape = NULL; s->tape_cap = 0; }
     if (s->text_cap > (1u << 20)) { free(s->text); s->text = NULL; s->text_cap = 0; }
-}
-
-// MARK: - Tape -> JSON text (JSONWriter.swift's rules: only the escapes JSON requires)
-
-static lp_json_double_fn format_double;
-
-void lp_json_set_double_formatter(lp_json_double_fn fn) { format_double = fn; }
-
-static const char hexdigits[] = "0123456789abcdef";
-
-static uint8_t *write_string(uint8_t *o, const uint8_t *s, uint32_t n) {
-    *o++ = '"';
-    uint32_t start = 0;
-    for (uint32_t k = 0; k < n; k++) {
-        uint8_t c = s[k];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        memcpy(o, s + start, k - start);
-        o += k - start;
-        start = k + 1;
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case 10: *o++ = 'n'; break;
-        case 13: *o++ = 'r'; break;
-        case 9: *o++ = 't'; break;
-        case 8: *o++ = 'b'; break;
-        case 12: *o++ = 'f'; break;
-        default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
-            *o++ = (uint8_t)hexdigits[c >> 4]; *o++ = (uint8_t)hexdigits[c & 15];
-        }
-    }
-    memcpy(o, s + start, n - start);
-    o += n - start;
-    *o++ = '"';
-    return o;
-}
-
-static uint8_t *write_int(uint8_t *o, int64_t v) {
-    if (v >= 0 && v < 10) { *o++ = (uint8_t)('0' + v); return o; }
-    uint8_t tmp[20];
-    int k = 20;
-    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do { tmp[--k] = (uint8_t)('0' + m % 10); m /= 10; } while (m);
-    if (v < 0) *o++ = '-';
-    memcpy(o, tmp + k, (size_t)(20 - k));
-    return o + (20 - k);
-}
-
-static uint8_t *write_value(uint8_t *o, const uint8_t **pp) {
-    const uint8_t *p = *pp;
-    uint8_t tag = *p++;
-    uint32_t n;
-    switch (tag) {
-    case T_NULL: memcpy(o, "null", 4); o += 4; break;
-    case T_TRUE: memcpy(o, "true", 4); o += 4; break;
-    case T_FALSE: memcpy(o, "false", 5); o += 5; break;
-    case T_INT: { int64_t v; memcpy(&v, p, 8); p += 8; o = write_int(o, v); break; }
-    case T_DOUBLE: { double d; memcpy(&d, p, 8); p += 8; o += format_double(d, o); break; }
-    case T_STRING: memcpy(&n, p, 4); p += 4; o = write_string(o, p, n); p += n; break;
-    case T_ARRAY:
-        memcpy(&n, p, 4); p += 8;
-        *o++ = '[';
-        for (uint32_t k = 0; k < n; k++) {
-            if (k) *o++ = ',';
-            o = write_value(o, &p);
-        }
-        *o++ = ']';
-        break;
-    case T_OBJECT:
-        memcpy(&n, p, 4); p += 8;
-        *o++ = '{';
-        for (uint32_t k = 0; k < n; k++) {
-            if (k) *o++ = ',';
-            uint32_t kn; memcpy(&kn, p, 4); p += 4;
-            o = write_string(o, p, kn); p += kn;
-            *o++ = ':';
-            o = write_value(o, &p);
-        }
-        *o++ = '}';
-        break;
-    default: break;  // tapes come from the reader or the bridge: never here
-    }
-    *pp = p;
-    return o;
-}
-
-size_t lp_json_write(const uint8_t *tape, size_t len, uint8_t *out) {
-    if (len == 0) return 0;
-    const uint8_t *p = tape;
-    return (size_t)(write_value(out, &p) - out);
-}
-
-static size_t string_size(const uint8_t *s, uint32_t n) {
-    size_t size = 2 + n;
-    for (uint32_t k = 0; k < n; k++) {
-        uint8_t c = s[k];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        size += (c == '"' || c == '\\' || c == 10 || c == 13 || c == 9 || c == 8 || c == 12) ? 1 : 5;
-    }
-    return size;
-}
-
-static size_t value_size(const uint8_t **pp) {
-    const uint8_t *p = *pp;
-    uint8_t tag = *p++;
-    uint32_t n;
-    size_t size = 0;
-    switch (tag) {
-    case T_NULL: case T_TRUE: size = 4; break;
-    case T_FALSE: size = 5; break;
-    case T_INT: { int64_t v; memcpy(&v, p, 8); p += 8; uint8_t tmp[24]; size = (size_t)(write_int(tmp, v) - tmp); break; }
-    case T_DOUBLE: { double d; memcpy(&d, p, 8); p += 8; uint8_t tmp[40]; size = (size_t)format_double(d, tmp); break; }
-    case T_STRING: memcpy(&n, p, 4); p += 4; size = string_size(p, n); p += n; break;
-    case T_ARRAY:
-        memcpy(&n, p, 4); p += 8;
-        size = 2 + (n ? n - 1 : 0);
-        for (uint32_t k = 0; k < n; k++) size += value_size(&p);
-        break;
-    case T_OBJECT:
-        memcpy(&n, p, 4); p += 8;
-        size = 2 + (n ? n - 1 : 0) + n;  // braces, commas, colons
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t kn; memcpy(&kn, p, 4); p += 4;
-            size += string_size(p, kn); p += kn;
-            size += value_size(&p);
-        }
-        break;
-    default: break;
-    }
-    *pp = p;
-    return size;
-}
-
-size_t lp_json_text_size(const uint8_t *tape, size_t len) {
-    if (len == 0) return 0;
-    const uint8_t *p = tape;
-    return value_size(&p);
-}
-
-const uint8_t *lp_json_write_scratch(const uint8_t *tape, size_t len, size_t *out_len) {
-    scratch *s = scratch_get();
-    if (!s || !reserve(&s->text, &s->text_cap, lp_json_text_bound(len))) return NULL;
-    *out_len = lp_json_write(tape, len, s->text);
-    return s->text;
 }
