@@ -85,13 +85,14 @@ public final class RunMetrics: Sendable {
             let snapshot = monitor.snapshot()
             let stats = snapshot?.stats ?? RunStats()
             for r in run { set(r.counter, r.value(stats)) }
-            var plugins = stats.plugins
-            if plugins.count != entries.count { plugins = entries.map { PluginStats(id: $0, kind: "") } }
+            // By id: an entry the run does not know (yet) stays at zero.
+            let index = Dictionary(stats.plugins.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let plugins = entries.map { id in index[id].map { stats.plugins[$0] } ?? PluginStats(id: id, kind: "") }
             for (i, p) in plugins.enumerated() {
                 set(calls[i], p.calls)
                 set(errors[i], p.errors - p.timeouts)
                 set(timeouts[i], p.timeouts)
-                inFlight[i].set(to: Double(snapshot?.inFlight[safe: i] ?? 0))
+                inFlight[i].set(to: Double(index[entries[i]].flatMap { snapshot?.inFlight[safe: $0] } ?? 0))
             }
             var out: [UInt8] = []
             out.reserveCapacity(4096 + 2048 * entries.count)
