@@ -13,7 +13,7 @@ public final class RunMetrics: Sendable {
     private let monitor: RunMonitor
     private let registry = PrometheusCollectorRegistry()
     private let entries: [String]
-    private let run: [(name: String, counter: Counter, value: @Sendable (RunStats) -> Int)]
+    private let run: [(counter: Counter, value: @Sendable (RunStats) -> Int)]
     private let calls: [Counter]
     private let errors: [Counter]
     private let timeouts: [Counter]
@@ -38,9 +38,8 @@ public final class RunMetrics: Sendable {
         self.entries = entries
         let r = registry
         func counter(_ name: String, _ help: String, _ value: @escaping @Sendable (RunStats) -> Int)
-            -> (name: String, counter: Counter, value: @Sendable (RunStats) -> Int) {
-            let d = Self.name(name, "total", help)
-            return (d.name, r.makeCounter(descriptor: d), value)
+            -> (counter: Counter, value: @Sendable (RunStats) -> Int) {
+            (r.makeCounter(descriptor: Self.name(name, "total", help)), value)
         }
         run = [
             counter("records_read", "Records read from the input (records_in).", { $0.recordsIn }),
