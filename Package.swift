@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LuaPipeCLI", targets: ["LuaPipeCLI"]),
         .library(name: "LuaPipeHTTP", targets: ["LuaPipeHTTP"]),
         .library(name: "LuaPipeRedis", targets: ["LuaPipeRedis"]),
+        .library(name: "LuaPipeMetrics", targets: ["LuaPipeMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -64,10 +67,24 @@ let package = Package(
             name: "LuaPipeRedis",
             dependencies: ["CHiredis", "LuaPipeCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // `--metrics` (docs/reference.md, "Metrics"): a Prometheus registry fed from the run's
+        // figures at scrape time, served by SwiftNIO, in a target of its own so that the core
+        // knows nothing of either.
+        .target(
+            name: "LuaPipeMetrics",
+            dependencies: [
+                "LuaPipeCore",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "LuaPipeCLI",
             dependencies: [
-                "LuaPipe", "LuaPipeHTTP", "LuaPipeRedis",
+                "LuaPipe", "LuaPipeHTTP", "LuaPipeRedis", "LuaPipeMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -82,6 +99,7 @@ let package = Package(
         .testTarget(name: "LuaRuntimeTests", dependencies: ["LuaRuntime", "LuaPipeCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LuaPipeMetricsTests", dependencies: ["LuaPipeMetrics", "LuaPipeCore"]),
         .testTarget(name: "luapipeTests", dependencies: ["luapipe"], exclude: ["Fixtures"]),  // read by path
     ]
 )

@@ -37,8 +37,13 @@ need_io_bench_tools() {
     need_bench_tools
     command -v nginx >/dev/null 2>&1 && [ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ] \
         || apt_install nginx libnginx-mod-http-echo
-    command -v curl >/dev/null 2>&1 || apt_install curl
+    need_curl
     python3 -c 'import aiohttp' 2>/dev/null || python3 -m pip install -q aiohttp >/dev/null 2>&1
+}
+
+# curl: the metrics tests scrape /metrics with it, the I/O benchmark drives its service.
+need_curl() {
+    command -v curl >/dev/null 2>&1 || apt_install curl
 }
 
 # A free TCP port on loopback.

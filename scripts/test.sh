@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_lua_dev
 need_redis  # the LuaPipeRedis target builds against hiredis; the stream tests start redis-server
+need_curl   # MetricsTests scrape /metrics with it
 # The end-to-end tests run the release binary (what users run); build it first.
 swift build -c release --product luapipe
 export LUAPIPE_BIN="$PWD/.build/release/luapipe"

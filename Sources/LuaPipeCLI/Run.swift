@@ -36,6 +36,8 @@ struct Run: AsyncParsableCommand {
     var unordered = false
     @Option(name: .customLong("exit-when-idle-ms"), help: "With a stream input: end the run after this many ms with nothing read and nothing in flight (1 to 86,400,000).")
     var exitWhenIdleMs: Int?
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics while the run goes on (port 0: any free port; the address is printed on stderr).")
+    var metrics: String?
 
     func validate() throws {
         if let m = Ranges.check(workers, Ranges.workers, "--workers") { throw ValidationError(m) }
@@ -45,6 +47,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("--on-input-error must be fail, drop or dead-letter (got '\(p)')")
         }
         try validateRedis()
+        try validateMetrics()
     }
 
     func run() async throws {
@@ -96,6 +99,20 @@ struct Run: AsyncParsableCommand {
             printError("luapipe: error: \(m)")
             throw ExitCode(Exit.usage)
         }
+        let monitor = RunMonitor()
+        let served = try await startMetrics(monitor, entries: resolved.map(\.id))
+        do {
+            try await execute(builder, resolved, registry, io, monitor, served)
+        } catch {
+            await served?.stop()
+            throw error
+        }
+        await served?.stop()
+    }
+
+    /// The run proper, once the manifest and the flags are known to be good.
+    private func execute(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved], _ registry: PluginRegistry,
+                         _ io: WorkerPool, _ monitor: RunMonitor, _ served: MetricsRun?) async throws {
         // Files before any plugin is set up: a wrong path is a usage error.
         let streamIn = RedisStreamURL.isRedis(input), streamOut = RedisStreamURL.isRedis(output)
         let inFD: Int32 = input == "-" || streamIn ? 0 : open(input, O_RDONLY | O_CLOEXEC)
@@ -138,12 +155,15 @@ struct Run: AsyncParsableCommand {
         defer { progress?.cancel() }
         let watcher = builder.options.hotReload?.watch()
         defer { watcher?.cancel() }
+        if let s = redis.source { served?.pollPending(s) }
         let outcome: Pipeline.Outcome
         do {
             outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
-                                             onInputError: builder.onInputError, stop: stop)
+                                             onInputError: builder.onInputError, stop: stop, monitor: monitor)
+            await served?.stop()
             await redis.close()
         } catch {
+            await served?.stop()
             await redis.close()
             report(error)
             if let sig = stop.signal {

@@ -47,9 +47,11 @@ public final class Pipeline: Sendable {
 
     /// Sets up every instance, runs the records from `source` to `sink`, tears everything
     /// down. Throws only when setup fails (after tearing down what was set up); failures
-    /// while records flow are in the outcome.
+    /// while records flow are in the outcome. `monitor`, when given, can read the run's
+    /// figures from the moment the instances are set up.
     public func run(source: any RecordSource, sink: any RecordSink, deadLetter: (any DeadLetterSink)? = nil,
-                    onInputError: ErrorPolicy = .fail, stop: StopFlag = StopFlag()) async throws(PipelineError) -> Outcome {
+                    onInputError: ErrorPolicy = .fail, stop: StopFlag = StopFlag(),
+                    monitor: RunMonitor? = nil) async throws(PipelineError) -> Outcome {
         let started = ContinuousClock.now
         var setUp: [[Instance]] = []
         var filters: [(any RecordFilter)?] = []
@@ -84,7 +86,8 @@ public final class Pipeline: Sendable {
             throw e
         }
 
-        let run = RunState(stop: stop, budget: budget)
+        let run = RunState(stop: stop, budget: budget, stages: stages)
+        monitor?.attach(run)
         // Cancelling the task that runs the pipeline stops it like a signal: reading ends,
         // records in flight finish, every instance is torn down.
         let flow = UnsafeTransfer((setUp, filters))
@@ -198,7 +201,8 @@ public final class Pipeline: Sendable {
         await withTaskGroup(of: Finished.self) { group in
             group.addTask { await Self.read(source, into: channels[0], run: run, deadLetter: deadLetter, policy: onInputError); return .reader }
             for (g, indices) in groups.enumerated() {
-                let members = indices.map { Member(spec: stages[$0], instances: setUp[$0], stats: PluginStats(id: stages[$0].info.id, kind: stages[$0].kind)) }
+                let members = indices.map { Member(spec: stages[$0], instances: setUp[$0], stats: PluginStats(id: stages[$0].info.id, kind: stages[$0].kind),
+                                                   inFlight: run.inFlight[$0]) }
                 let runner = StageRunner(members: members, filter: filters[indices[0]], input: channels[g],
                                          output: channels[g + 1], run: run, deadLetter: deadLetter, tracer: tracer)
                 let box = UnsafeTransfer(runner)
@@ -308,8 +312,9 @@ public final class Pipeline: Sendable {
                     let message = line > 0 ? "input line \(line): \(error)" : error
                     switch policy {
                     case .drop:
-                        run.update { $0.dropped += 1 }
+                        run.update { $0.dropped += 1; $0.inputErrors += 1 }
                     case .deadLetter:
+                        run.update { $0.inputErrors += 1 }
                         do {
                             try await deadLetter?.write(Self.inputEnvelope(text, message, number))
                             run.update { $0.deadLettered += 1 }
@@ -318,7 +323,7 @@ public final class Pipeline: Sendable {
                         }
                     case .fail, .skip:
                         // The lines before it go on; it fails; the lines read after it are abandoned.
-                        run.update { $0.recordsIn += events.count }
+                        run.update { $0.recordsIn += events.count; $0.inputErrors += 1 }
                         if !items.isEmpty {
                             await run.budget.admit(HostBudget.bytes(items))
                             await channel.send(.batch(items))

@@ -123,13 +123,34 @@ public final class Ledger: Sendable {
 }
 
 /// Records in flight and time spent waiting, reported by an instance while a batch runs.
+/// The stage gives each instance's share of a batch a `CallMetrics` of its own: `inFlight`
+/// reports that instance's count, which also moves the entry's count of records in flight.
 public final class CallMetrics: Sendable {
-    private let state = Locked<(inFlightMax: Int, waitNanos: UInt64)>((0, 0))
-    public init() {}
-    public func inFlight(_ n: Int) { state.withLock { $0.inFlightMax = max($0.inFlightMax, n) } }
+    private let state = Locked<(inFlightMax: Int, waitNanos: UInt64, current: Int)>((0, 0, 0))
+    private let entry: InFlightCount?
+    public init() { entry = nil }
+    init(entry: InFlightCount) { self.entry = entry }
+    /// The instance has `n` records in flight now.
+    public func inFlight(_ n: Int) {
+        state.withLock { s in
+            s.inFlightMax = max(s.inFlightMax, n)
+            moveCurrent(&s, to: n)
+        }
+    }
     public func waited(_ nanos: UInt64) { state.withLock { $0.waitNanos += nanos } }
     public var inFlightMax: Int { state.withLock { $0.inFlightMax } }
     public var waitNanos: UInt64 { state.withLock { $0.waitNanos } }
+
+    /// The stage, around the instance's share of a batch: in flight counts one record from
+    /// the start (a plugin that waits reports its own count then), none at the end. Neither
+    /// touches `inFlightMax`.
+    func began() { state.withLock { moveCurrent(&$0, to: 1) } }
+    func ended() { state.withLock { moveCurrent(&$0, to: 0) } }
+
+    private func moveCurrent(_ s: inout (inFlightMax: Int, waitNanos: UInt64, current: Int), to n: Int) {
+        entry?.add(n - s.current)
+        s.current = n
+    }
 }
 
 /// An async plugin whose `process` may run for several records at once: up to the manifest's

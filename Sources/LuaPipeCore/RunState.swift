@@ -9,6 +9,8 @@ final class RunState: Sendable {
         var failed = 0
         var abandoned = 0
         var emitted = 0
+        /// Lines (or stream entries) that were not records, whatever their policy made of them.
+        var inputErrors = 0
         var failure: PipelineError?
         /// The input record whose failure stops the run: those read after it need no work.
         var failedAt: Int?
@@ -19,16 +21,22 @@ final class RunState: Sendable {
     let stop: StopFlag
     /// What records in flight may hold on the host.
     let budget: HostBudget
-    /// Each entry's figures as of its last batch, for an outcome made while a stage is stuck.
+    /// Each entry's figures as of its last batch, for an outcome made while a stage is stuck
+    /// and for a `RunMonitor`.
     let published: Locked<[String: PluginStats]> = Locked([:])
+    /// The entries in pipeline order, and the records each has in flight now.
+    let entries: [(id: String, kind: String)]
+    let inFlight: [InFlightCount]
     /// When flush and teardown must be done by, once the run is stopping (set on first use).
     private let budgetEnd = Locked<ContinuousClock.Instant?>(nil)
     /// What flush and teardown share once the run is stopping (docs/reference.md, "Shutdown").
     static let shutdownBudget = Duration.seconds(2)
 
-    init(stop: StopFlag, budget: HostBudget) {
+    init(stop: StopFlag, budget: HostBudget, stages: [StageSpec] = []) {
         self.stop = stop
         self.budget = budget
+        entries = stages.map { ($0.info.id, $0.kind) }
+        inFlight = stages.map { _ in InFlightCount() }
     }
 
     /// Keeps a copy of the entries' figures (after each batch).
@@ -117,6 +125,7 @@ final class RunState: Sendable {
             stats.failed = c.failed
             stats.abandoned = c.abandoned
             stats.emitted = c.emitted
+            stats.inputErrors = c.inputErrors
         }
         return stats
     }

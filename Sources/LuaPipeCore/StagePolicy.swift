@@ -68,6 +68,8 @@ struct Member {
     let spec: StageSpec
     let instances: [Instance]
     var stats: PluginStats
+    /// Records whose call of this entry has started and not returned (for a `RunMonitor`).
+    let inFlight: InFlightCount
 
     /// Errors a policy handles are logged too, the first `loggedErrors` of each plugin.
     static let loggedErrors = 20

@@ -85,7 +85,10 @@ struct StageRunner {
                 if let previous = inflight { await complete(await previous.value) }
                 inflight = next
             case .tick:
-                if !draining, !run.stop.isSet { await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) } }
+                if !draining, !run.stop.isSet {
+                    await lifecycle(0, "tick") { try await $0.plugin.tick($0.context) }
+                    run.publish(members)  // a tick's errors and emits, for a monitor
+                }
             case .mark(let number):
                 // Passed on after everything before it, and only while no record can have
                 // been left undone: not after a failure here, nor once the run halts.
@@ -165,25 +168,35 @@ struct StageRunner {
 
     // MARK: One entry
 
-    private func dispatch(_ items: [Item], _ ledger: Ledger, _ metrics: CallMetrics) async -> [ItemResult] {
-        let (spec, instances) = (members[0].spec, members[0].instances)
-        let limits = CallLimits(timeout: spec.limits.timeout, stop: run.stop, ledger: ledger,
-                                concurrency: spec.limits.concurrency, metrics: metrics)
+    /// Calls the entry's instances on `items`; each instance's share reports to a
+    /// `CallMetrics` of its own, appended to `metrics`.
+    private func dispatch(_ items: [Item], _ ledger: Ledger, _ metrics: inout [CallMetrics]) async -> [ItemResult] {
+        let (spec, instances, entry) = (members[0].spec, members[0].instances, members[0].inFlight)
+        func limits(_ m: CallMetrics) -> CallLimits {
+            CallLimits(timeout: spec.limits.timeout, stop: run.stop, ledger: ledger, concurrency: spec.limits.concurrency, metrics: m)
+        }
         if instances.count == 1 || items.count == 1 {
-            let i = instances[0]
+            let (i, m) = (instances[0], CallMetrics(entry: entry))
+            metrics.append(m)
+            m.began()
+            defer { m.ended() }
             return await tracer.span("process", plugin: spec.info.id, track: i.track, records: items.count) {
-                await i.plugin.processBatch(items, i.context, limits)
+                await i.plugin.processBatch(items, i.context, limits(m))
             }
         }
         // Parallel instances: contiguous slices, one per instance, merged back in order.
         let slices = Self.slices(items.count, instances.count)
+        let shares = slices.map { _ in CallMetrics(entry: entry) }
+        metrics += shares
         return await withTaskGroup(of: (Int, [ItemResult]).self) { group in
             for (k, range) in slices.enumerated() {
                 let slice = Array(items[range])
                 let instance = instances[k]
-                let (tracer, id) = (self.tracer, spec.info.id)
+                let (tracer, id, m, limits) = (self.tracer, spec.info.id, shares[k], limits(shares[k]))
                 group.addTask {
-                    (k, await tracer.span("process", plugin: id, track: instance.track, records: slice.count) {
+                    m.began()
+                    defer { m.ended() }
+                    return (k, await tracer.span("process", plugin: id, track: instance.track, records: slice.count) {
                         await instance.plugin.processBatch(slice, instance.context, limits)
                     })
                 }
@@ -232,12 +245,12 @@ struct StageRunner {
         }
         let selected = mask.map { m in zip(items, m).filter(\.1).map(\.0) } ?? items
         let started = ContinuousClock.now
-        let metrics = CallMetrics()
-        let results = selected.isEmpty ? [] : await dispatch(selected, ledger, metrics)
+        var metrics: [CallMetrics] = []
+        let results = selected.isEmpty ? [] : await dispatch(selected, ledger, &metrics)
         let calls = results.reduce(0) { n, r in if case .abandoned = r { n } else { n + 1 } }
         members[0].stats.recordCalls(calls, nanos: (ContinuousClock.now - started).nanoseconds)
-        members[0].stats.inFlightMax = max(members[0].stats.inFlightMax, metrics.inFlightMax, calls > 0 ? 1 : 0)
-        members[0].stats.waitNanos += metrics.waitNanos
+        members[0].stats.inFlightMax = max(members[0].stats.inFlightMax, metrics.map(\.inFlightMax).max() ?? 0, calls > 0 ? 1 : 0)
+        members[0].stats.waitNanos += metrics.reduce(0) { $0 + $1.waitNanos }
         await finish(0, Applied(members[0].spec, items, mask: mask, results: results, errorsBefore: members[0].stats.errors),
                      settling: inBytes, ledger)
     }
@@ -297,7 +310,7 @@ struct StageRunner {
 
     /// Queues the batch on the workers: each slice goes through every entry in one job.
     private func launch(_ items: [Item], from: Int) -> Task<FusedBatch, Never> {
-        let entries = Array(members[from...].map { (spec: $0.spec, instances: $0.instances, disabled: $0.stats.disabled) })
+        let entries = Array(members[from...].map { (spec: $0.spec, instances: $0.instances, disabled: $0.stats.disabled, inFlight: $0.inFlight) })
         let slices = Self.slices(items.count, entries[0].instances.count)
         let ids = entries.map(\.spec.info.id).joined(separator: "+")
         let tracer = self.tracer
@@ -310,7 +323,7 @@ struct StageRunner {
             var spec = e.spec
             spec.limits.stop = run.stop
             spec.limits.ledger = ledger
-            return (spec, e.disabled)
+            return (spec, e.disabled, e.inFlight)
         }
         return Task {
             let outcomes = await withTaskGroup(of: (Int, SliceOutcome).self) { group in
@@ -370,7 +383,7 @@ struct StageRunner {
     }
 
     /// On the worker: the slice through each entry in turn, its policy applied in between.
-    private static func runSlice(_ slice: [Item], _ entries: [(spec: StageSpec, disabled: Bool)],
+    private static func runSlice(_ slice: [Item], _ entries: [(spec: StageSpec, disabled: Bool, inFlight: InFlightCount)],
                                  _ plugins: [UncheckedWorkerPlugin]) -> SliceOutcome {
         var o = SliceOutcome()
         var current = slice
@@ -382,7 +395,9 @@ struct StageRunner {
                 continue
             }
             let started = ContinuousClock.now
+            entry.inFlight.add(1)  // one call at a time on this thread: plugins that wait are not fused
             let results = plugins[j].plugin.processOnWorker(current, plugins[j].context, entry.spec.limits)
+            entry.inFlight.add(-1)
             o.nanos.append((ContinuousClock.now - started).nanoseconds)
             o.calls.append(results.reduce(0) { n, r in if case .abandoned = r { n } else { n + 1 } })
             let applied = Applied(entry.spec, current, mask: nil, results: results)

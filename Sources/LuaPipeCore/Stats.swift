@@ -51,6 +51,9 @@ public struct RunStats: Sendable {
     /// stopped (a failure, a signal) or the output failed or closed.
     public var abandoned = 0
     public var emitted = 0
+    /// Input lines (or stream entries) that were not records; each is also counted where its
+    /// `on_input_error` put it (dropped, dead_lettered or failed). Not in `json` nor `table`.
+    public var inputErrors = 0
     public var elapsedSeconds = 0.0
     public var plugins: [PluginStats] = []
 

@@ -50,6 +50,8 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
         var outstanding = Set<String>()
     }
     private let ledger = Mutex(Ledger())
+    /// The connection `pending()` asks on, opened on its first call (`--metrics` only).
+    private let monitor = Mutex<(connection: RedisConnection?, closed: Bool)>((nil, false))
 
     /// `readBytes`: what one read may bring in (the CLI gives an eighth of --host-memory-mb).
     public init(url: RedisStreamURL, batchSize: Int, readBytes: Int = 64 << 20, exitWhenIdleMs: Int?, logger: Logger) {
@@ -139,10 +141,27 @@ public final class RedisStreamSource: AcknowledgingSource, @unchecked Sendable {
         await ack(ids)
     }
 
-    /// Closes both connections.
+    /// Closes the connections.
     public func close() async {
         await reader.close()
         await acker.close()
+        await monitor.withLock { m in m.closed = true; return m.connection }?.close()
+    }
+
+    /// How many entries the consumer group has delivered and not seen acknowledged, all
+    /// consumers together (the summary form of XPENDING), asked once on a connection of its
+    /// own so that it never waits behind a blocking read. Nil when Redis cannot say now (not
+    /// reachable, the group not made yet) and once the source is closed.
+    /// - Important: the caller stops calling before `close()`.
+    public func pending() async -> Int? {
+        let connection: RedisConnection? = monitor.withLock { m in
+            if m.closed { return nil }
+            if m.connection == nil { m.connection = RedisConnection(url.endpoint, name: "luapipe-redis-metrics", readTimeoutMs: 1000) }
+            return m.connection
+        }
+        guard let connection, let reply = try? await connection.command(["XPENDING", url.stream, group].map(bytes)),
+              case .array(let parts) = reply, case .integer(let n)? = parts.first else { return nil }
+        return Int(n)
     }
 
     private var group: String { url.group ?? "" }
