@@ -161,6 +161,8 @@ int lp_load_text(lua_State *L, const char *s, size_t len, const char *chunkname)
 /// load) and makes every C function of the sandbox's libraries check the limits when it is
 /// called (lp_stdlib.c). Runs inside protection. [-0, +0, e]
 void lp_open_stdlib(lua_State *L);
+/// os.execute for plugins granted `os` (lp_os.c): stops the command at the deadline.
+int lp_os_execute(lua_State *L);
 /// table.concat, unpack and sort with limit checks (lp_tablib.c): lua_CFunctions.
 int lp_tab_concat(lua_State *L);
 int lp_tab_unpack(lua_State *L);

@@ -143,6 +143,8 @@ static int lp_sandbox_main(lua_State *L) {
         lua_setfield(L, g, "os");
     } else {
         refuse(L, os, "exit", "os.exit");
+        lua_pushcfunction(L, lp_os_execute);  // stoppable, and SIGINT still reaches luapipe
+        lua_setfield(L, os, "execute");
     }
     lua_pop(L, 1);
     if (o->allow_io && !o->allow_os) {  // running programs is the os grant's, not io's

@@ -171,7 +171,9 @@ struct Run: AsyncParsableCommand {
                 var empty = RunStats()
                 empty.plugins = resolved.map { PluginStats(id: $0.id, kind: $0.kind) }
                 writeStats(empty)
-                throw ExitCode(128 + sig)
+                // A setup that did not return may still hold its thread: end here, as below.
+                StderrWriter.shared.drain()
+                Glibc.exit(128 + sig)
             }
             throw ExitCode(error.code == .manifest ? Exit.usage : Exit.failed)
         }

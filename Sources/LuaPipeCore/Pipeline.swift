@@ -68,9 +68,12 @@ public final class Pipeline: Sendable {
                     // once when the run stops.
                     context.callDeadline = ContinuousClock.now + timeout
                     defer { context.callDeadline = nil }
-                    try await RunState.interruptible(stop, instance, cutting: true) {
-                        try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
-                            try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                    let tracer = self.tracer
+                    try await RunState.abandonable(stop, after: .milliseconds(1500)) {
+                        try await RunState.interruptible(stop, instance, cutting: true) {
+                            try await tracer.span("setup", plugin: spec.info.id, track: instance.track) {
+                                try await withTimeout(timeout, "setup") { try await instance.plugin.setup(instance.context) }
+                            }
                         }
                     }
                     group.append(instance)
@@ -78,7 +81,9 @@ public final class Pipeline: Sendable {
                 filters.append(try await spec.makeFilter?())
             }
         } catch {
-            await teardown(setUp, filters)
+            // An abandoned setup's thread is still inside it: what shares that thread cannot
+            // be torn down.
+            await teardown(error is AbandonedCall ? setUp.map { $0.filter { !($0.worker?.isBusy ?? false) } } : setUp, filters)
             var e = PipelineError.wrap(error, plugin: nil, recordNumber: nil)
             if e.code != .manifest { e.code = .setup }
             if e.plugin == nil, let failing = stages[safe: setUp.count - 1] { e.plugin = failing.info.id }

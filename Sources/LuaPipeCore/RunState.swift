@@ -100,12 +100,39 @@ final class RunState: Sendable {
         let guardTask = Task {
             while !Task.isCancelled, !stop.halts { try? await Task.sleep(for: .milliseconds(50)) }
             if Task.isCancelled { return }
-            if cutting { context.callDeadline = .now }  // a setup has nothing to finish
+            if cutting {  // a setup has nothing to finish
+                context.callDeadline = .now
+                plugin.value.interrupt()
+                return
+            }
             try? await Task.sleep(for: shutdownBudget)
             if !Task.isCancelled { plugin.value.interrupt() }
         }
         defer { guardTask.cancel() }
         return try await body()
+    }
+
+    /// Runs `body` (a setup) unless the run halts and it has not returned `after` that: then
+    /// throws, and the call is left on its thread until the process exits. One instruction
+    /// stuck in C (a quadratic rehash) or a synchronous Swift setup that ignores its deadline
+    /// held a signalled run for minutes.
+    static func abandonable<T: Sendable>(_ stop: StopFlag, after: Duration,
+                                          _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let once = Locked(false)
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            @Sendable func finish(_ r: Result<T, any Error>) {
+                if once.withLock({ done in defer { done = true }; return !done }) { c.resume(with: r) }
+            }
+            Task {
+                do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+            }
+            Task {
+                while !stop.halts, !once.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(50)) }
+                if once.withLock({ $0 }) { return }
+                try? await Task.sleep(for: after)
+                finish(.failure(AbandonedCall()))
+            }
+        }
     }
 
     /// Counts records that will never be processed or written (the run is stopping).
@@ -165,4 +192,10 @@ extension Duration {
         let (s, a) = components
         return UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a / 1_000_000_000))
     }
+}
+
+/// A call that did not return after the run was stopped, given up on (its thread is left to
+/// the process's exit, its instance is not torn down).
+public struct AbandonedCall: Error, CustomStringConvertible {
+    public var description: String { "the call did not return after the run was stopped; it was abandoned" }
 }

@@ -160,6 +160,21 @@ struct DeadlineTests {
         #expect(took < Self.grace, "took \(took)")
     }
 
+    @Test("os.execute (granted) answers as Lua's does, and a command that outlives the call is killed at the deadline")
+    func osExecute() async throws {
+        let options = LuaState.Options(memoryLimit: 64 << 20, allowOS: true)
+        let answers = try await withLua(options) { lua -> String? in
+            let fn = try lua.load(file: fixturePath("os") + "/execute.lua", timeout: .seconds(5))
+            defer { lua.release(fn) }
+            return try lua.call(fn, mode: .value, passContext: false, timeout: .seconds(5)).output.map(json)
+        }
+        #expect(answers == #""true exit 0, nil exit 3, nil signal 9, true exit 0, true""#)
+        let setup = try String(contentsOfFile: fixturePath("os") + "/execute_sleep.lua", encoding: .utf8)
+        let (e, took) = try await Self.run(setup, options: options)
+        #expect(e?.code == .timeout, "\(String(describing: e))")
+        #expect(took < Self.grace, "took \(took)")  // system(3) waited the whole 30 s
+    }
+
     @Test("parsing a large chunk with load is under the deadline")
     func loadParsesUnderDeadline() async throws {
         // 4 MB of source parsed in pieces; a parse that outlives the deadline fails it.

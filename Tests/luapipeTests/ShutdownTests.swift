@@ -115,6 +115,30 @@ struct ShutdownTests {
         #expect(Binary.balanced(r.stats), "\(r.stats)")
     }
 
+    /// A setup stuck in one instruction is given up on; os.execute (granted) polls the
+    /// deadline and the interrupt flag, where system(3) ignored SIGINT in the whole process.
+    @Test("a signal ends a setup or flush stuck where no hook reaches: a quadratic rehash, os.execute",
+          arguments: [("setup", "rehash", 100, SIGTERM), ("setup", "execute", 60000, SIGTERM),
+                      ("flush", "execute", 60000, SIGINT)] as [(String, String, Int, Int32)])
+    func stuckLifecycleCalls(_ place: String, _ what: String, _ timeout: Int, _ sig: Int32) async throws {
+        let m = Binary.temp("stuck-\(place)-\(what).yaml")
+        try """
+            api: 1
+            plugin_paths: [\(Binary.fixtures)/plugins]
+            plugins:
+              - use: stuckcall
+                config: { where: \(place), what: \(what) }
+                timeout_ms: \(timeout)
+                allow: [os]
+
+            """.write(toFile: m, atomically: true, encoding: .utf8)
+        // Before: still running 20 s after the signal (the rehash alone runs past 100 s).
+        let r = try await Self.interruptOffPool([m], input: Self.records(3), after: 1, sig)
+        #expect(r.status == 128 + sig, "\(r.stderr)")
+        #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
+        #expect(!r.stats.isEmpty && Binary.balanced(r.stats), "\(r.stats)")
+    }
+
     @Test("SIGINT while the http built-in waits on a service that does not answer within timeout_ms: exit 130 at once")
     func httpHang() async throws {
         let server = try TestServer()
@@ -139,14 +163,14 @@ struct ShutdownTests {
         #expect(r.stats["records_out"] as? Int == 200 && Binary.balanced(r.stats), "\(r.stats)")
     }
 
-    @Test("a lookup row of 60 MiB nested arrays stops at the setup's timeout_ms, not once it is parsed")
+    @Test("a lookup row of 63 MiB stops at the setup's timeout_ms, not once it is parsed")
     func lookupLongRow() async throws {
-        // The row was parsed whole, and the table scanned for newlines, before any deadline
-        // check: 7.3 s for this table in the debug build the suite runs (1.7 s in a release
-        // build). The parser now asks the deadline as it goes.
+        // The row was parsed whole before any deadline check: 1.75-3.0 s for this table under
+        // timeout_ms 300 (release build, fourth blind round). The parser now asks the deadline
+        // as it goes: about 0.45 s. The bound is the contract, the deadline plus a second.
         let table = Binary.temp("long-row.jsonl")
-        let nest = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
-        let row = "{\"k\":1,\"v\":[" + Array(repeating: nest, count: 60 << 10).joined(separator: ",") + "]}\n"
+        let zeros = ((63 << 20) - 30) / 2
+        let row = "{\"k\":1,\"v\":[" + String(repeating: "0,", count: zeros - 1) + "0]}\n"
         try row.write(toFile: table, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: table) }
         let manifest = Binary.temp("long-row.yaml")
@@ -156,7 +180,7 @@ struct ShutdownTests {
         let r = try await Binary.runOffPool(["run", manifest], input: "{\"k\":1}\n")
         let took = ContinuousClock.now - started
         #expect(r.status == 1 && r.stderr.contains("timeout"), "\(r.status) \(r.stderr)")
-        #expect(took < .seconds(4), "the setup ended \(took) after the start, with timeout_ms 300")
+        #expect(took < .milliseconds(1500), "the setup ended \(took) after the start, with timeout_ms 300")
     }
 
     @Test("SIGTERM while the lookup built-in loads a million-row table with timeout_ms 60000: exit 143 at once")
@@ -178,8 +202,7 @@ struct ShutdownTests {
 
     @Test("a call stuck in C is abandoned after timeout_ms + the 2 s budget; its record counts as failed")
     func stuckInC() async throws {
-        defer { _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/pkill"), arguments: ["-f", "sleep 41"]) }
-        let r = try await Self.interruptOffPool(["stuck.yaml"], input: Self.records(50, ",\"stick\":41"), after: 1, SIGTERM)
+        let r = try await Self.interruptOffPool(["stuck.yaml"], input: Self.records(50, ",\"stick\":true"), after: 1, SIGTERM)
         #expect(r.status == 143, "\(r.stderr)")
         // timeout_ms: 500 plus the 2 s budget, and a little for the process to end.
         #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
