@@ -142,6 +142,14 @@ struct DeadlineTests {
         #expect(took < Self.grace, "\(fixture): took \(took)")
     }
 
+    @Test("a DAG expanding into a hand-over stops at the deadline, not at memory_mb")
+    func dagExpansion() async throws {
+        let setup = try String(contentsOfFile: fixturePath("deadline") + "/dag_encode.lua", encoding: .utf8)
+        let (e, took) = try await Self.run(setup, options: .init(memoryLimit: 512 << 20))
+        #expect(e?.code == .timeout, "\(String(describing: e))")
+        #expect(took < Self.grace, "took \(took)")
+    }
+
     @Test("the interrupt flag stops a run of long VM instructions")
     func interruptLongInstructions() async throws {
         let setup = try String(contentsOfFile: fixturePath("deadline") + "/string_arith.lua", encoding: .utf8)
