@@ -178,7 +178,7 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(error.code == .manifest ? Exit.usage : Exit.failed)
         }
         var written = writeStats(outcome.stats)
-        if let trace, let tracer { written = writeFile(trace, tracer.json(), what: "--trace") && written }
+        if let trace, let tracer { written = writeFile(trace, what: "--trace", tracer.write) && written }
         var code = written ? Exit.ok : Exit.failed  // figures nobody can read are a failure
         if let e = outcome.error { report(e) }
         // A signal names the exit even when the shutdown it caused failed something (a flush
@@ -230,16 +230,27 @@ struct Run: AsyncParsableCommand {
     /// Writes the figures or the trace. A FIFO gets 2 s to take them (one nobody reads must
     /// not hold the exit); opening one that nobody has open for reading fails at once.
     func writeFile(_ path: String, _ bytes: [UInt8], what: String) -> Bool {
+        writeFile(path, what: what) { put in _ = put(bytes) }
+    }
+
+    /// The same for a document made in pieces: `produce` hands each to the writer it gets,
+    /// which says false once writing failed. A FIFO gets 2 s for all of it.
+    func writeFile(_ path: String, what: String, _ produce: (([UInt8]) -> Bool) -> Void) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
         var failure = fd < 0 ? (errno == ENXIO ? EPIPE : errno) : 0
         if fd >= 0 {
             var st = stat()
             let fifo = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO
             if !fifo { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
-            if fifo {
-                failure = Self.writeWithin(fd, bytes, seconds: 2)
-            } else {
-                do { try FileIO.writeAll(fd, bytes, what: path) } catch { failure = errno == 0 ? EIO : errno }
+            let end = ContinuousClock.now + .seconds(2)
+            produce { bytes in
+                guard failure == 0 else { return false }
+                if fifo {
+                    failure = Self.writeWithin(fd, bytes, until: end)
+                } else {
+                    do { try FileIO.writeAll(fd, bytes, what: path) } catch { failure = errno == 0 ? EIO : errno }
+                }
+                return failure == 0
             }
             if close(fd) != 0, failure == 0 { failure = errno }
         }
@@ -249,9 +260,8 @@ struct Run: AsyncParsableCommand {
         return failure == 0
     }
 
-    /// Writes `bytes` to a non-blocking `fd` within `seconds`; 0 or the errno (ETIMEDOUT).
-    static func writeWithin(_ fd: Int32, _ bytes: [UInt8], seconds: Double) -> Int32 {
-        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    /// Writes `bytes` to a non-blocking `fd` by `end`; 0 or the errno (ETIMEDOUT).
+    static func writeWithin(_ fd: Int32, _ bytes: [UInt8], until end: ContinuousClock.Instant) -> Int32 {
         var done = 0
         while done < bytes.count {
             let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -55,13 +55,27 @@ public final class Tracer: Sendable {
 
     /// The trace-event JSON document, written one event at a time (no tree of them all).
     public func json() -> [UInt8] {
+        var all: [UInt8] = []
+        write { all += $0; return true }
+        return all
+    }
+
+    /// The same document handed to `sink` in pieces of about 1 MiB, so that it is never held
+    /// whole (200,000 events with long ids made 100 MB); `sink` returns false to stop.
+    public func write(_ sink: ([UInt8]) -> Bool) {
         let (all, dropped) = events.withLock { ($0.kept, $0.dropped) }
         var out = Array(#"{"displayTimeUnit":"ms","traceEvents":["#.utf8)
         var first = true
+        var open = true
         func add(_ event: Value) {
+            guard open else { return }
             if !first { out.append(44) }
             first = false
             JSONWriter.write(Tape(event), to: &out)
+            if out.count >= 1 << 20 {
+                open = sink(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
         var tracks: [String: Int] = [:]
         for e in all where e.wait == 0 && tracks[e.track] == nil { tracks[e.track] = tracks.count + 1 }
@@ -92,7 +106,7 @@ public final class Tracer: Sendable {
                          "ts": .double(Double((all.last?.start ?? .zero).nanoseconds) / 1000)]))
         }
         out.append(contentsOf: Array("]}\n".utf8))
-        return out
+        if open { _ = sink(out) }
     }
 }
 

@@ -3,7 +3,7 @@ import Testing
 
 /// The bound of SECURITY.md: peak RSS <= 40 MiB + 10 x the longest input line
 /// + 1.5 x (the instances' memory_mb + --host-memory-mb) + 20 x the lookup tables' files
-/// + 200 bytes per lookup row
+/// + 200 bytes per lookup row + 64 bytes per key a dedupe remembers
 /// (+ the term for ctx.shared, which HostMemoryTests measures). Each run is
 /// sampled from /proc and killed at twice its bound, so a regression fails here instead of
 /// exhausting the machine.
@@ -38,8 +38,10 @@ struct MemoryFormulaTests {
         return (p.terminationStatus, peak, killed, (try? Binary.stats(stats)) ?? [:])
     }
 
-    static func bound(memoryMB: Int, hostMB: Int, lineMB: Int = 0, lookupMB: Int = 0, lookupRows: Int = 0) -> Int {
+    static func bound(memoryMB: Int, hostMB: Int, lineMB: Int = 0, lookupMB: Int = 0, lookupRows: Int = 0,
+                      dedupeKeys: Int = 0) -> Int {
         (40 << 20) + 10 * (lineMB << 20) + (((memoryMB + hostMB) * 3 / 2) << 20) + 20 * (lookupMB << 20) + 200 * lookupRows
+            + 64 * dedupeKeys
     }
 
     @Test("six input lines of 20 MiB through a Lua plugin under memory_mb 16 and a 16 MiB host budget")
@@ -158,5 +160,49 @@ struct MemoryFormulaTests {
         let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
         #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
         #expect(r.status == 0 && r.stats["records_out"] as? Int == 40 && r.stats["dropped"] as? Int == 40, "\(r.stats)")
+    }
+
+    @Test("dedupe of a million distinct 40-byte keys: 64 bytes a key, within the bound")
+    func dedupeManyKeys() async throws {
+        let input = Binary.temp("formula-dedupe-many.jsonl")
+        let pad = String(repeating: "k", count: 30)
+        var text = ""
+        text.reserveCapacity(1_000_000 * 56)
+        for i in 0..<1_000_000 { text += "{\"k\":\"\(pad)\(1_000_000_000 + i)\"}\n" }
+        try text.write(toFile: input, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        let manifest = Binary.temp("formula-dedupe-many.yaml")
+        try "api: 1\nplugins:\n  - use: dedupe\n    config: { key: [k], capacity: 10000000 }\n"
+            .write(toFile: manifest, atomically: true, encoding: .utf8)
+        // Keys kept whole took about 140 bytes each: 176 MiB here, past this bound of 125.
+        let b = Self.bound(memoryMB: 0, hostMB: 16, dedupeKeys: 1_000_000)
+        let r = try await Binary.offPool { try UncheckedBox(Self.measure([manifest, "--input", input, "--host-memory-mb", "16"], bound: b)) }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 1_000_000, "\(r.stats)")
+    }
+
+    @Test("--trace of 40,000 records through ten entries with 120-character ids: within the bound plus 80 MiB")
+    func traceLongIDs() async throws {
+        let id = String(repeating: "x", count: 120)
+        var m = "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n"
+        for i in 10..<18 { m += "  - use: idle\n    id: \(id)_\(i)\n    memory_mb: 1\n" }
+        for i in 20..<22 { m += "  - use: yield0\n    id: \(id)_\(i)\n    memory_mb: 1\n" }
+        let manifest = Binary.temp("formula-trace.yaml")
+        try m.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let input = Binary.temp("formula-trace.jsonl")
+        try Binary.records(40_000).write(toFile: input, atomically: false, encoding: .utf8)
+        let trace = Binary.temp("formula-trace.json")
+        defer { for f in [input, trace] { try? FileManager.default.removeItem(atPath: f) } }
+        // Ten entries on two workers; each fused batch made its own copy of the joined ids,
+        // and the document was built whole: 268 MiB (fifth blind round) against 174.
+        let b = Self.bound(memoryMB: 20, hostMB: 16) + (80 << 20)
+        let r = try await Binary.offPool {
+            try UncheckedBox(Self.measure([manifest, "--input", input, "--batch-size", "1", "--host-memory-mb", "16",
+                                           "--workers", "2", "--trace", trace], bound: b))
+        }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 40_000, "\(r.stats)")
+        let size = (try? FileManager.default.attributesOfItem(atPath: trace)[.size] as? Int) ?? 0
+        #expect(size > 50_000_000, "the trace holds its 200,000 events: \(size) bytes")
     }
 }
