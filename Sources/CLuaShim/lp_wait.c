@@ -1,5 +1,6 @@
-// Calls that wait: luapipe.sleep, luapipe.http.request and ctx.call ask the host for
-// something that takes time (OpenResty's cosocket model, for any host call).
+// Calls that wait: luapipe.sleep, luapipe.http.request, ctx.call and (with a store outside
+// the process, lp_shared.c) ctx.shared's methods ask the host for something that takes time
+// (OpenResty's cosocket model, for any host call).
 //
 // A record's call that runs as a task (a coroutine of its own, lp_task_*) yields to the host
 // while it waits; the host runs other records' calls on the same thread and resumes it with
@@ -15,10 +16,15 @@
 
 static const char lp_wait_mark = 0;  // the value a waiting call yields with
 
-static const char *wait_name(int kind) {
+const char *lp_wait_name(int kind) {
     switch (kind) {
     case LP_WAIT_SLEEP: return "luapipe.sleep";
     case LP_WAIT_HTTP: return "luapipe.http.request";
+    case LP_WAIT_SHARED_GET: return "ctx.shared:get";
+    case LP_WAIT_SHARED_SET: return "ctx.shared:set";
+    case LP_WAIT_SHARED_INCR: return "ctx.shared:incr";
+    case LP_WAIT_SHARED_DELETE: return "ctx.shared:delete";
+    case LP_WAIT_SHARED_KEYS: return "ctx.shared:keys";
     default: return "ctx.call";
     }
 }
@@ -84,7 +90,7 @@ static int wait_result(lua_State *L, int status, lp_buf *reply, int kind) {
         c->limit_hit = LP_LIMIT_WAIT;
         c->rearmed = 1;
         lua_sethook(L, lp_hook, LUA_MASKCOUNT, 1);
-        return luaL_error(L, "timeout: the call ran past its time limit while it waited (%s)", wait_name(kind));
+        return luaL_error(L, "timeout: the call ran past its time limit while it waited (%s)", lp_wait_name(kind));
     case LP_WAIT_MEMORY:
         return lp_memory_error(L, "the answer of a wait", reply->len);
     default:
@@ -103,10 +109,10 @@ static int wait_k(lua_State *L, int status, lua_KContext kind) {
 }
 
 // The body of every waiting function: its arguments are on the stack.
-static int wait_call(lua_State *L, int kind) {
+int lp_wait_call(lua_State *L, int kind) {
     lp_limit_check(L);
     lp_ctl *c = lp_ctl_get(L);
-    const char *name = wait_name(kind);
+    const char *name = lp_wait_name(kind);
     int n = lua_gettop(L);
     if (c->task) {
         if (!lua_isyieldable(L)) return cannot_wait(L, name);
@@ -132,19 +138,19 @@ static int lp_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds from 0 to 86400 expected");
     lua_settop(L, 1);
-    return wait_call(L, LP_WAIT_SLEEP);
+    return lp_wait_call(L, LP_WAIT_SLEEP);
 }
 
 static int lp_http_request(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    return wait_call(L, LP_WAIT_HTTP);
+    return lp_wait_call(L, LP_WAIT_HTTP);
 }
 
 static int lp_call_fn(lua_State *L) {
     luaL_checkstring(L, 1);
     lua_settop(L, 2);
-    return wait_call(L, LP_WAIT_CALL);
+    return lp_wait_call(L, LP_WAIT_CALL);
 }
 
 // MARK: - The plugin's own coroutines
@@ -252,10 +258,11 @@ static int in_wait(lua_State *co) {
         lua_pop(co, 1);
     }
     lua_pop(co, 1);
-    return f == lp_sleep || f == lp_http_request || f == lp_call_fn || f == lp_coresume || f == lp_auxwrap;
+    return f == lp_sleep || f == lp_http_request || f == lp_call_fn || f == lp_coresume || f == lp_auxwrap
+        || lp_is_shared_wait(f);
 }
 
-#define LP_IN_WAIT_MSG "cannot resume a coroutine that waits (luapipe.sleep, luapipe.http.request, ctx.call): " \
+#define LP_IN_WAIT_MSG "cannot resume a coroutine that waits (luapipe.sleep, luapipe.http.request, ctx.call, ctx.shared): " \
                        "it belongs to the call that made it wait"
 
 static int lp_coresume(lua_State *L) {

@@ -26,14 +26,18 @@ public final class LuaState {
         public var allowOS: Bool
         /// VM instructions between two checks of deadline and interrupt flag.
         public var hookCount: Int
+        /// ctx.shared's methods are calls that wait (`WaitRequest.Kind.shared`), for a store
+        /// outside the process; false: the host's `SharedStore`, answered at once.
+        public var sharedWaits: Bool
 
         public init(memoryLimit: Int = 256 << 20, root: String? = nil, allowIO: Bool = false,
-                    allowOS: Bool = false, hookCount: Int = 1000) {
+                    allowOS: Bool = false, hookCount: Int = 1000, sharedWaits: Bool = false) {
             self.memoryLimit = memoryLimit
             self.root = root
             self.allowIO = allowIO
             self.allowOS = allowOS
             self.hookCount = hookCount
+            self.sharedWaits = sharedWaits
         }
     }
 
@@ -91,6 +95,7 @@ public final class LuaState {
         var opts = lp_sandbox_options()
         opts.allow_io = options.allowIO ? 1 : 0
         opts.allow_os = options.allowOS ? 1 : 0
+        opts.shared_waits = options.sharedWaits ? 1 : 0
         let status: Int32 = options.root.map { root in
             root.withCString { r in
                 opts.root = r
