@@ -50,7 +50,11 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let m: Manifest
-        do { m = try Manifest.load(path: manifest) } catch {
+        let shared: RedisSharedURL?
+        do {
+            m = try Manifest.load(path: manifest)
+            shared = try Self.sharedURL(m)
+        } catch {
             report(error)
             throw ExitCode(Exit.usage)
         }
@@ -66,7 +70,7 @@ struct Run: AsyncParsableCommand {
         let http = HTTPClientService(connectionsPerHost: m.entries.map(\.concurrency).max() ?? 64)
         registry.http = http
         do {
-            try await run(m, registry, pool, io)
+            try await run(m, shared, registry, pool, io)
         } catch {
             await http.shutdown()
             throw error
@@ -74,7 +78,8 @@ struct Run: AsyncParsableCommand {
         await http.shutdown()
     }
 
-    private func run(_ m: Manifest, _ registry: PluginRegistry, _ pool: WorkerPool, _ io: WorkerPool) async throws {
+    private func run(_ m: Manifest, _ sharedURL: RedisSharedURL?, _ registry: PluginRegistry, _ pool: WorkerPool,
+                     _ io: WorkerPool) async throws {
         let builder = PipelineBuilder(
             manifest: m, registry: registry,
             options: .init(workers: workers, deadLetter: deadLetter.map { RedisStreamURL.isRedis($0) ? $0 : FileIO.absolute($0) },
@@ -126,10 +131,12 @@ struct Run: AsyncParsableCommand {
         let signals = Self.watchSignals(stop, drainFor: redis.source == nil ? nil : longestTimeout(builder))
         defer { signals.cancel() }
 
+        let shared = try await connectShared(sharedURL, stop)
         let tracer = trace.map { _ in Tracer() }
-        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20,
+        let pipeline = Pipeline(stages: builder.stages(resolved), store: shared, tracer: tracer, hostMemory: hostMemoryMb << 20,
                                 ioThreads: io.workers)
         (registry.http as? HTTPClientService)?.budget = pipeline.budget  // answers in flight count too
+        shared?.budget = pipeline.budget  // so do values read from a shared store in Redis
         let file = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-" && !streamIn, batchSize: batchSize)
         let source: any RecordSource = redis.source ?? file
         let sink: any RecordSink = redis.output
@@ -143,8 +150,10 @@ struct Run: AsyncParsableCommand {
             outcome = try await pipeline.run(source: source, sink: sink, deadLetter: dlq,
                                              onInputError: builder.onInputError, stop: stop)
             await redis.close()
+            await shared?.close()
         } catch {
             await redis.close()
+            await shared?.close()
             report(error)
             if let sig = stop.signal {
                 // A signal came while plugins were set up: no record was read.
