@@ -83,5 +83,6 @@ let package = Package(
         .testTarget(name: "LuaPipeCoreTests", dependencies: ["LuaPipeCore"]),
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
         .testTarget(name: "luapipeTests", dependencies: ["luapipe"], exclude: ["Fixtures"]),  // read by path
+        .testTarget(name: "LuaPipeRedisTests", dependencies: ["LuaPipeRedis", "LuaPipe", "LuaPipeCore", "LuaPipeTesting"]),
     ]
 )

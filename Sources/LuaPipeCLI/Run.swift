@@ -136,7 +136,6 @@ struct Run: AsyncParsableCommand {
         let pipeline = Pipeline(stages: builder.stages(resolved), store: shared, tracer: tracer, hostMemory: hostMemoryMb << 20,
                                 ioThreads: io.workers)
         (registry.http as? HTTPClientService)?.budget = pipeline.budget  // answers in flight count too
-        shared?.budget = pipeline.budget  // so do values read from a shared store in Redis
         let file = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-" && !streamIn, batchSize: batchSize)
         let source: any RecordSource = redis.source ?? file
         let sink: any RecordSink = redis.output

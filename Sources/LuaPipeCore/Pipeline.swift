@@ -35,6 +35,7 @@ public final class Pipeline: Sendable {
         self.queueDepth = queueDepth
         self.tracer = tracer
         budget = HostBudget(limit: hostMemory)
+        store?.budget = budget  // values read from it count while they are in flight
     }
 
     /// Sets up every instance, runs the records from `source` to `sink`, tears everything

@@ -26,6 +26,8 @@ public protocol SharedStoreProtocol: Sendable {
 /// and what a call reads is charged to the run's host budget until it is in the plugin's
 /// state. Adapters use these forms; plugins use `SharedStoreProtocol`'s.
 public protocol RemoteSharedStore: SharedStoreProtocol {
+    /// The run's host budget, which reads are charged to (the pipeline sets it).
+    var budget: HostBudget? { get nonmutating set }
     /// The value under `key` as a tape, and the bytes of the host budget it holds until
     /// `release` gives them back (once the value is copied where it goes).
     func getTape(_ key: String) async throws -> (tape: Tape, charged: Int)?

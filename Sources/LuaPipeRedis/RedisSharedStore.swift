@@ -86,7 +86,7 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
     private func charge(_ n: Int) throws -> Int {
         guard let budget else { return 0 }
         guard budget.tryCharge(n) else {
-            throw PipelineError(.memory, "not enough host memory for a value read from Redis (\(n / Self.weight >> 10) KiB): "
+            throw PipelineError(.memory, "not enough host memory for a value read from Redis (\((n / Self.weight) >> 10) KiB): "
                                 + "the answers and records in flight fill the host budget (--host-memory-mb)")
         }
         return n

@@ -100,6 +100,21 @@ struct SharedRedisTests {
         #expect(try redis.cli(["EXISTS", "app:nested"]) == "0")
     }
 
+    @Test("a value read from Redis counts against --host-memory-mb while it is on its way into the plugin")
+    func hostBudget() async throws {
+        let redis = try RedisServer()
+        let m = try Self.manifest("budget", shared: redis.url("mem"), "  - use: shared_ops\n    concurrency: 1\n    on_error: dead-letter\n")
+        let input = #"{"op":"set_big","key":"big","size":5000000}"# + "\n" + #"{"op":"get_len","key":"big"}"# + "\n"
+        // 5 MB of JSON text counts 20 MB: past a budget of 16 MiB, within one of 64.
+        let small = try await Binary.runOffPool(["run", m, "--host-memory-mb", "16"], input: input)
+        #expect(small.status == 0, "\(small.stderr)")
+        let dead = Self.lines(Binary.temp("shared-budget-dl.jsonl"))
+        #expect(dead.count == 1 && dead[0].contains("ctx.shared:get: not enough host memory for a value read from Redis"), "\(dead)")
+        let large = try await Binary.runOffPool(["run", m, "--host-memory-mb", "64"], input: input)
+        #expect(large.status == 0, "\(large.stderr)")
+        #expect(large.lines.last == #"{"op":"get_len","key":"big","got":5000000}"#)
+    }
+
     @Test("Redis killed mid-run: the records after fail under on_error with a clear message, and the run ends")
     func redisKilled() async throws {
         let redis = try RedisServer()

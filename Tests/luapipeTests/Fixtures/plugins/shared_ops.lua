@@ -12,6 +12,10 @@ function plugin.process(record, ctx)
     record.ok, record.got = pcall(ctx.shared.incr, ctx.shared, key, record.by)
   elseif op == "delete" then
     ctx.shared:delete(key)
+  elseif op == "set_big" then
+    ctx.shared:set(key, string.rep("x", record.size))
+  elseif op == "get_len" then
+    record.got = #ctx.shared:get(key)
   elseif op == "keys" then
     record.got = luapipe.array(ctx.shared:keys())
   elseif op == "bad_key" then
