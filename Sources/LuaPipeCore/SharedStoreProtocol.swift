@@ -24,14 +24,31 @@ public protocol SharedStoreProtocol: Sendable {
 /// A shared store outside the process (Redis): each call is a round trip, so a Lua plugin's
 /// `ctx.shared` calls wait like `luapipe.sleep` (docs/reference.md, "Waiting on services"),
 /// and what a call reads is charged to the run's host budget until it is in the plugin's
-/// state. Adapters use these forms; plugins use `SharedStoreProtocol`'s.
+/// state. Adapters call `perform`; plugins use `SharedStoreProtocol`'s methods.
 public protocol RemoteSharedStore: SharedStoreProtocol {
     /// The run's host budget, which reads are charged to (the pipeline sets it).
     var budget: HostBudget? { get nonmutating set }
-    /// The value under `key` as a tape, and the bytes of the host budget it holds until
-    /// `release` gives them back (once the value is copied where it goes).
-    func getTape(_ key: String) async throws -> (tape: Tape, charged: Int)?
-    /// The keys, sorted, and the bytes of the host budget they hold until `release`.
-    func chargedKeys() async throws -> (keys: [String], charged: Int)
+    /// Performs one call. Past `deadline` it fails at once with a `.timeout` error (a command
+    /// already sent may still take effect); a cancelled task's call fails at once too.
+    func perform(_ call: SharedCall, until deadline: ContinuousClock.Instant?) async throws -> SharedAnswer
+    /// Gives back what an answer held of the host budget (its `charged`).
     func release(_ charged: Int)
+}
+
+/// One call of `ctx.shared`, as an adapter hands it to a `RemoteSharedStore`.
+public enum SharedCall: Sendable {
+    case get(String)
+    /// nil removes the key.
+    case set(String, Value?)
+    case incr(String, by: Int64)
+    case delete(String)
+    case keys
+}
+
+/// What a `SharedCall` gave; `charged` is what it holds of the host budget until released.
+public enum SharedAnswer: Sendable {
+    case none
+    case value(Tape, charged: Int)
+    case integer(Int64)
+    case keys([String], charged: Int)
 }

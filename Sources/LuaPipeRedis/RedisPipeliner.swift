@@ -6,29 +6,58 @@ import LuaPipeCore
 ///
 /// - Important: the round trips run on the connection's own thread (`RedisConnection.worker`),
 ///   never on the cooperative pool. A task cancelled while its command waits gets a
-///   `CancellationError` at once; a command not yet sent then is never sent, one already sent
-///   has its reply dropped.
+///   `CancellationError` at once, and one whose deadline passes a `DeadlinePassed` (within
+///   10 ms: one sweeper for every call in flight, not a timer each); a command not yet sent
+///   then is never sent, one already sent has its reply dropped.
 final class RedisPipeliner: Sendable {
     let connection: RedisConnection
-    private let queue = Locked<(jobs: [Job], draining: Bool)>(([], false))
+    private struct Queue {
+        var jobs: [Job] = []
+        var draining = false
+        /// Calls with a deadline not yet answered (finished ones are pruned by the sweeper).
+        var timed: [Job] = []
+        var sweeping = false
+    }
+    private let queue = Locked(Queue())
+
+    struct DeadlinePassed: Error {}
 
     init(_ connection: RedisConnection) { self.connection = connection }
 
-    /// Sends one command and awaits its reply.
-    func send(_ command: [[UInt8]]) async throws -> RedisReply {
-        let job = Job(command)
+    /// Sends one command and awaits its reply, at most until `deadline`.
+    func send(_ command: [[UInt8]], until deadline: ContinuousClock.Instant? = nil) async throws -> RedisReply {
+        let job = Job(command, deadline)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<RedisReply, any Error>) in
                 guard job.start(c) else { return }  // cancelled before it was queued
-                let drain = queue.withLock { q -> Bool in
+                let (drain, sweep) = queue.withLock { q -> (Bool, Bool) in
                     q.jobs.append(job)
                     defer { q.draining = true }
-                    return !q.draining
+                    guard deadline != nil else { return (!q.draining, false) }
+                    q.timed.append(job)
+                    defer { q.sweeping = true }
+                    return (!q.draining, !q.sweeping)
                 }
                 if drain { connection.worker.submit { self.drain() } }
+                if sweep { Task { await self.sweep() } }
             }
         } onCancel: {
             job.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// Every 10 ms while calls with a deadline are in flight: fails those past it.
+    private func sweep() async {
+        while true {
+            try? await Task.sleep(for: .milliseconds(10))
+            let now = ContinuousClock.now
+            let (expired, done) = queue.withLock { q -> ([Job], Bool) in
+                q.timed.removeAll { $0.finished }
+                if q.timed.isEmpty { q.sweeping = false }  // a later call starts a new sweeper
+                return (q.timed.filter { $0.deadline! <= now }, q.timed.isEmpty)
+            }
+            for job in expired { job.finish(.failure(DeadlinePassed())) }
+            if done { return }
         }
     }
 
@@ -57,10 +86,14 @@ final class RedisPipeliner: Sendable {
     /// task's cancellation, whichever comes first.
     final class Job: Sendable {
         let command: [[UInt8]]
+        let deadline: ContinuousClock.Instant?
         private enum State { case queued, waiting(CheckedContinuation<RedisReply, any Error>), done }
         private let state = Locked<State>(.queued)
 
-        init(_ command: [[UInt8]]) { self.command = command }
+        init(_ command: [[UInt8]], _ deadline: ContinuousClock.Instant?) {
+            self.command = command
+            self.deadline = deadline
+        }
 
         /// Sets the continuation; false (and it is resumed) when the job is already done.
         func start(_ c: CheckedContinuation<RedisReply, any Error>) -> Bool {

@@ -53,7 +53,7 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
         var failures = 0
         while true {
             do {
-                let reply = try await pipeliners[0].send([bytes("PING")])
+                let reply = try await pipeliners[0].send([bytes("PING")], until: nil)
                 if case .error(let e) = reply { throw PipelineError(.io, "shared: \(url): Redis answered PING with: \(e)") }
                 if failures > 0 { logger.notice("redis: shared store \(url) reached after \(failures) failed attempt(s)") }
                 return
@@ -73,11 +73,13 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
     private func stored(_ key: String) -> [UInt8] { Array(url.prefix.utf8) + [UInt8(ascii: ":")] + Array(key.utf8) }
 
     /// One command on the next connection; an error reply is thrown.
-    private func call(_ command: [[UInt8]]) async throws -> RedisReply {
+    private func call(_ command: [[UInt8]], _ deadline: ContinuousClock.Instant?) async throws -> RedisReply {
         let p = pipeliners[next.add(1, ordering: .relaxed).oldValue % pipeliners.count]
         let reply: RedisReply
-        do { reply = try await p.send(command) } catch let e as RedisError {
+        do { reply = try await p.send(command, until: deadline) } catch let e as RedisError {
             throw PipelineError(.io, "\(e.message) (shared: \(url))")
+        } catch is RedisPipeliner.DeadlinePassed {
+            throw PipelineError(.timeout, "no answer from Redis within the call's time limit (shared: \(url))")
         }
         if case .error(let e) = reply { throw PipelineError(.plugin, "Redis answered: \(e) (shared: \(url))") }
         return reply
@@ -96,13 +98,29 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
         if charged > 0 { budget?.adjust(-charged) }
     }
 
-    public func getTape(_ key: String) async throws -> (tape: Tape, charged: Int)? {
-        switch try await call([bytes("GET"), stored(key)]) {
-        case .null: return nil
+    public func perform(_ call: SharedCall, until deadline: ContinuousClock.Instant?) async throws -> SharedAnswer {
+        switch call {
+        case .get(let key): return try await get(key, deadline)
+        case .set(let key, let value?):
+            var text: [UInt8] = []
+            JSONWriter.write(Tape(value), to: &text)
+            _ = try await self.call([bytes("SET"), stored(key), text], deadline)
+            return .none
+        case .set(let key, nil), .delete(let key):
+            _ = try await self.call([bytes("DEL"), stored(key)], deadline)
+            return .none
+        case .incr(let key, let delta): return .integer(try await incr(key, delta, deadline))
+        case .keys: return try await keys(deadline)
+        }
+    }
+
+    private func get(_ key: String, _ deadline: ContinuousClock.Instant?) async throws -> SharedAnswer {
+        switch try await call([bytes("GET"), stored(key)], deadline) {
+        case .null: return .none
         case .string(let text):
             let charged = try charge(text.count * Self.weight)
             do {
-                return (try text.withUnsafeBufferPointer { (b) throws(JSONError) in try JSONReader.parseValue(b) }, charged)
+                return .value(try text.withUnsafeBufferPointer { (b) throws(JSONError) in try JSONReader.parseValue(b) }, charged: charged)
             } catch {
                 release(charged)
                 throw PipelineError(.plugin, "the value of '\(key.prefix(200))' in Redis (\(url.prefix):\(key.prefix(200))) is not JSON: \(error)")
@@ -111,22 +129,9 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
         }
     }
 
-    public func get(_ key: String) async throws -> Value? {
-        guard let got = try await getTape(key) else { return nil }
-        defer { release(got.charged) }
-        return got.tape.value()
-    }
-
-    public func set(_ key: String, _ value: Value?) async throws {
-        guard let value else { return try await delete(key) }
-        var text: [UInt8] = []
-        JSONWriter.write(Tape(value), to: &text)
-        _ = try await call([bytes("SET"), stored(key), text])
-    }
-
-    public func incr(_ key: String, by delta: Int64) async throws -> Int64 {
+    private func incr(_ key: String, _ delta: Int64, _ deadline: ContinuousClock.Instant?) async throws -> Int64 {
         do {
-            switch try await call([bytes("INCRBY"), stored(key), bytes("\(delta)")]) {
+            switch try await call([bytes("INCRBY"), stored(key), bytes("\(delta)")], deadline) {
             case .integer(let n): return n
             case let other: throw Self.unexpected("INCRBY", other)
             }
@@ -137,23 +142,14 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
         }
     }
 
-    public func delete(_ key: String) async throws {
-        _ = try await call([bytes("DEL"), stored(key)])
-    }
-
-    public func keys() async throws -> [String] {
-        let got = try await chargedKeys()
-        release(got.charged)
-        return got.keys
-    }
-
-    public func chargedKeys() async throws -> (keys: [String], charged: Int) {
+    private func keys(_ deadline: ContinuousClock.Instant?) async throws -> SharedAnswer {
         var found = Set<String>()  // SCAN may return a key twice
         var cursor = "0", charged = 0
         let skip = url.prefix.utf8.count + 1
         do {
             repeat {
-                let reply = try await call([bytes("SCAN"), bytes(cursor), bytes("MATCH"), Self.pattern(url.prefix), bytes("COUNT"), bytes("1000")])
+                let reply = try await call([bytes("SCAN"), bytes(cursor), bytes("MATCH"), Self.pattern(url.prefix), bytes("COUNT"), bytes("1000")],
+                                           deadline)
                 guard case .array(let parts) = reply, parts.count == 2, let c = parts[0].text, case .array(let items) = parts[1] else {
                     throw Self.unexpected("SCAN", reply)
                 }
@@ -167,7 +163,27 @@ public final class RedisSharedStore: RemoteSharedStore, CustomStringConvertible 
             release(charged)
             throw error
         }
-        return (found.sorted(), charged)
+        return .keys(found.sorted(), charged: charged)
+    }
+
+    // MARK: - SharedStoreProtocol: what Swift plugins await (`context.store`)
+
+    public func get(_ key: String) async throws -> Value? {
+        guard case .value(let tape, let charged) = try await perform(.get(key), until: nil) else { return nil }
+        defer { release(charged) }
+        return tape.value()
+    }
+
+    public func set(_ key: String, _ value: Value?) async throws { _ = try await perform(.set(key, value), until: nil) }
+
+    public func incr(_ key: String, by delta: Int64) async throws -> Int64 { try await incr(key, delta, nil) }
+
+    public func delete(_ key: String) async throws { _ = try await perform(.delete(key), until: nil) }
+
+    public func keys() async throws -> [String] {
+        guard case .keys(let keys, let charged) = try await perform(.keys, until: nil) else { return [] }
+        release(charged)
+        return keys
     }
 
     /// `PREFIX:*` with the prefix's glob characters escaped.

@@ -25,6 +25,7 @@ final class RedisServer: @unchecked Sendable {
 
     deinit {
         kill(process.processIdentifier, SIGKILL)
+        kill(process.processIdentifier, SIGCONT)  // a paused one too
         process.waitUntilExit()
     }
 
@@ -34,6 +35,10 @@ final class RedisServer: @unchecked Sendable {
     }
 
     var url: String { "redis://127.0.0.1:\(port)" }
+
+    /// SIGSTOP / SIGCONT: a server that holds its connections and answers nothing.
+    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    func resume() { kill(process.processIdentifier, SIGCONT) }
 
     /// redis-cli --raw, its output trimmed.
     @discardableResult

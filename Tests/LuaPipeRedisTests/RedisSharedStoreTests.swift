@@ -93,10 +93,13 @@ struct RedisSharedStoreTests {
         let budget = HostBudget(limit: 4 << 20)
         store.budget = budget
         try await store.set("big", .string(String(repeating: "x", count: 500_000)))
-        let got = try await store.getTape("big")
-        #expect(got.map { $0.charged } == 4 * 500_002, "four times the JSON text, as HTTP answers")
+        guard case .value(_, let charged) = try await store.perform(.get("big"), until: nil) else {
+            Issue.record("no value")
+            return
+        }
+        #expect(charged == 4 * 500_002, "four times the JSON text, as HTTP answers")
         #expect(budget.used == 4 * 500_002)
-        store.release(got?.charged ?? 0)
+        store.release(charged)
         #expect(budget.used == 0)
         try await store.set("huge", .string(String(repeating: "x", count: 2_000_000)))
         do {
@@ -116,6 +119,31 @@ struct RedisSharedStoreTests {
         let run = await PluginHarness.run({ _ in SyncUser() }, records: [["id": 1]], store: store)
         #expect(run.error?.message.contains("try await context.store") == true, "\(String(describing: run.error))")
         #expect(try redis.cli(["EXISTS", "sync:n"]) == "0")
+        await store.close()
+    }
+
+    @Test("a Redis that stops answering: a call fails as a timeout by its deadline, and cancellation ends one at once")
+    func deadline() async throws {
+        let redis = try await RedisServer.start()
+        let store = try Self.store(redis, "d")
+        #expect(try await store.incr("n", by: 1) == 1)
+        redis.pause()
+        defer { redis.resume() }
+        let start = ContinuousClock.now
+        do {
+            _ = try await store.perform(.incr("n", by: 1), until: .now + .milliseconds(200))
+            Issue.record("a paused Redis answered")
+        } catch let e as PipelineError {
+            #expect(e.code == .timeout, "\(e.message)")
+        }
+        let took = ContinuousClock.now - start
+        #expect(took >= .milliseconds(200) && took < .milliseconds(400), "\(took)")
+        let call = Task { try await store.incr("n", by: 1) }
+        try await Task.sleep(for: .milliseconds(50))
+        let cancelled = ContinuousClock.now
+        call.cancel()
+        await #expect(throws: CancellationError.self) { try await call.value }
+        #expect(ContinuousClock.now - cancelled < .milliseconds(100))
         await store.close()
     }
 
