@@ -113,11 +113,13 @@ int lp_wait_call(lua_State *L, int kind) {
     lp_limit_check(L);
     lp_ctl *c = lp_ctl_get(L);
     const char *name = lp_wait_name(kind);
+    // Argument errors name ctx.shared's methods as the in-process store does ("set").
+    const char *argname = kind >= LP_WAIT_SHARED_GET ? name + sizeof "ctx.shared:" - 1 : name;
     int n = lua_gettop(L);
     if (c->task) {
         if (!lua_isyieldable(L)) return cannot_wait(L, name);
         lp_task *t = c->task;
-        args_tape(L, &t->request, n, name);
+        args_tape(L, &t->request, n, argname);
         t->wait_kind = kind;
         t->reply.len = 0;
         t->reply_status = LP_WAIT_ERROR;
@@ -126,7 +128,7 @@ int lp_wait_call(lua_State *L, int kind) {
         return lua_yieldk(L, 1, (lua_KContext)kind, wait_k);
     }
     if (!c->wait_fn) return luaL_error(L, "%s cannot wait here (no host to wait for)", name);
-    args_tape(L, &c->wait_req, n, name);
+    args_tape(L, &c->wait_req, n, argname);
     c->wait_reply.len = 0;
     int status = c->wait_fn(c->wait_ctx, kind, c->wait_req.data, c->wait_req.len, c->deadline_ns,
                             lp_mem_room(L), &c->wait_reply);

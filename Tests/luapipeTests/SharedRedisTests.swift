@@ -73,7 +73,7 @@ struct SharedRedisTests {
             #"{"op":"incr","key":"n","by":8}"#, #"{"op":"incr","key":"new"}"#, #"{"op":"incr","key":"s","by":1}"#,
             #"{"op":"keys"}"#,
             #"{"op":"delete","key":"nested"}"#, #"{"op":"get","key":"nested"}"#, #"{"op":"keys"}"#,
-            #"{"op":"bad_key"}"#, #"{"op":"gsub"}"#,
+            #"{"op":"bad_key"}"#, #"{"op":"gsub"}"#, #"{"op":"set_function"}"#,
         ]
         let r = try await Binary.runOffPool(["run", m], input: input.joined(separator: "\n") + "\n")
         #expect(r.status == 0, "\(r.stderr)")
@@ -93,6 +93,7 @@ struct SharedRedisTests {
         #expect(out[16] == #"{"op":"keys","got":["b","f","n","new","s"]}"#)
         #expect(out[17].contains("bad argument #1 to 'get' (string expected, got number)"), "\(out[17])")
         #expect(out[18].contains("ctx.shared:get cannot wait here: it was called from inside 'gsub'"), "\(out[18])")
+        #expect(out[19].contains("bad argument #2 to 'set': a function cannot be written as JSON"), "\(out[19])")
         // In Redis: PREFIX:key, the value's JSON text.
         #expect(try redis.cli(["GET", "app:s"]) == #""héllo \"q\"""#)
         #expect(try redis.cli(["GET", "app:n"]) == "50")

@@ -20,6 +20,8 @@ function plugin.process(record, ctx)
     record.got = luapipe.array(ctx.shared:keys())
   elseif op == "bad_key" then
     record.ok, record.err = pcall(function() return ctx.shared:get(5) end)
+  elseif op == "set_function" then
+    record.ok, record.err = pcall(function() ctx.shared:set("fn", print) end)
   elseif op == "gsub" then
     record.ok, record.err = pcall(function()
       return (("abc"):gsub("b", function(c) ctx.shared:get("x"); return c end))
