@@ -205,6 +205,9 @@ int lp_call_finish(lua_State *L, lp_call *call);    // [-0, +0, e]
 /// luapipe.sleep, luapipe.http.request, ctx.call (luapipe._call), and the coroutine
 /// functions that let a plugin's own coroutines wait. [-0, +0, e]
 void lp_open_waits(lua_State *L, int luapipe_table);
+/// What a waiting call yields (its address, as a light userdata): a task that yields it
+/// waits; anything else yielded at the top of a call is an error (lp_task.c).
+extern const char lp_wait_mark;
 /// The body of every waiting function: yields from a task, or blocks in the host's wait;
 /// the arguments are the stack. Returns the wait's results or raises. [-0, +(0|1), v]
 int lp_wait_call(lua_State *L, int kind);
