@@ -101,5 +101,6 @@ let package = Package(
         .testTarget(name: "LuaPipeTests", dependencies: ["LuaPipe", "LuaPipeTesting"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LuaPipeMetricsTests", dependencies: ["LuaPipeMetrics", "LuaPipeCore"]),
         .testTarget(name: "luapipeTests", dependencies: ["luapipe"], exclude: ["Fixtures"]),  // read by path
+        .testTarget(name: "LuaPipeRedisTests", dependencies: ["LuaPipeRedis", "LuaPipe", "LuaPipeCore", "LuaPipeTesting"]),
     ]
 )

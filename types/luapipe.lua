@@ -15,6 +15,8 @@
 ---@field error fun(...: any)
 
 ---The run-wide key-value store. Call it with a colon: `ctx.shared:incr("n", 1)`.
+---With `shared: redis://HOST:PORT/PREFIX` in the manifest it is in Redis, shared by every
+---luapipe process naming that prefix, and each call waits (other records run meanwhile).
 ---@class luapipe.Shared
 local Shared = {}
 ---@param key string

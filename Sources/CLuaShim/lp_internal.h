@@ -232,4 +232,17 @@ int lp_call_finish(lua_State *L, lp_call *call);    // [-0, +0, e]
 /// luapipe.sleep, luapipe.http.request, ctx.call (luapipe._call), and the coroutine
 /// functions that let a plugin's own coroutines wait. [-0, +0, e]
 void lp_open_waits(lua_State *L, int luapipe_table);
+/// What a waiting call yields (its address, as a light userdata): a task that yields it
+/// waits; anything else yielded at the top of a call is an error (lp_task.c).
+extern const char lp_wait_mark;
+/// The body of every waiting function: yields from a task, or blocks in the host's wait;
+/// the arguments are the stack. Returns the wait's results or raises. [-0, +(0|1), v]
+int lp_wait_call(lua_State *L, int kind);
+/// What a wait of `kind` is called in messages ("luapipe.sleep", "ctx.shared:incr"). [-0, +0, -]
+const char *lp_wait_name(int kind);
+/// ctx.shared's methods as calls that wait (lp_shared.c): sets luapipe._shared to a table of
+/// them, which the prelude takes for ctx.shared. [-0, +0, m]
+void lp_open_shared_waits(lua_State *L, int luapipe_table);
+/// True for one of those functions (a coroutine suspended in it waits). [-0, +0, -]
+int lp_is_shared_wait(lua_CFunction f);
 #endif

@@ -171,6 +171,7 @@ static int lp_sandbox_main(lua_State *L) {
     int m = lua_gettop(L);
     // Calls that wait, and coroutine.resume/wrap that pass a wait up (lp_wait.c).
     lp_open_waits(L, m);
+    if (o->shared_waits) lp_open_shared_waits(L, m);  // ctx.shared outside the process
     // Deadline-aware replacements and entry checks for every library function (lp_stdlib.c).
     lp_open_stdlib(L);
     if (luaL_loadbufferx(L, lp_prelude, lp_prelude_len, "=luapipe.prelude", "t") != LUA_OK)

@@ -34,8 +34,12 @@ public final class LuaPlugin: WorkerPlugin {
     let confined: ThreadConfined<LuaInstance?>
     let context: PluginContext
 
+    /// The records' calls run as coroutines (the file names a function that waits, or
+    /// ctx.shared while the run's store is outside the process).
+    let waiting: Bool
+
     /// A plugin that waits runs as a stage of its own, with many records in flight.
-    public var fusable: Bool { !source.waits }
+    public var fusable: Bool { !waiting }
 
     /// Stops the call that runs now at its next instruction (from any thread).
     public func interrupt() {
@@ -48,8 +52,11 @@ public final class LuaPlugin: WorkerPlugin {
 
     public init(source: LuaPluginSource, settings: Settings, context: PluginContext, on worker: WorkerThread) {
         self.source = source
-        self.settings = settings
         self.context = context
+        var settings = settings
+        settings.options.sharedWaits = context.store is any RemoteSharedStore
+        self.settings = settings
+        waiting = source.waits || (settings.options.sharedWaits && source.namesShared)
         confined = ThreadConfined(nil, on: worker)
     }
 
@@ -81,7 +88,7 @@ public final class LuaPlugin: WorkerPlugin {
     }
 
     public func processBatch(_ items: [Item], _ context: PluginContext, _ limits: CallLimits) async -> [ItemResult] {
-        if source.waits { return await processWaiting(items, context, limits) }
+        if waiting { return await processWaiting(items, context, limits) }
         let (confined, source, settings) = (self.confined, self.source, self.settings)
         return await confined.worker.run { Self.process(confined, source, settings, items, context, limits) }
     }

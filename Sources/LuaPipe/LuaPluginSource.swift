@@ -16,6 +16,9 @@ public struct LuaPluginSource: Sendable {
     /// calls run as coroutines, many in flight at once. A plugin that waits without saying so
     /// in its own file (through a module) waits holding its thread.
     public var waits = false
+    /// The file names `shared` (ctx.shared): with a store outside the process its calls wait,
+    /// so such a plugin's records then run as coroutines too.
+    public var namesShared = false
 
     /// The folder `require` may load from: the plugin's own.
     public var folder: String { path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "." }
@@ -29,7 +32,7 @@ public struct LuaPluginSource: Sendable {
         let lua = try LuaState(options: options)
         let table = try lua.load(file: path, timeout: timeout)
         var source = try check(lua, table, path: path)
-        source.waits = Self.waits(path)
+        (source.waits, source.namesShared) = Self.waits(path)
         return source
     }
 
@@ -74,11 +77,12 @@ public struct LuaPluginSource: Sendable {
                                tickMilliseconds: tick, hasTests: lua.fieldType(table, "tests") == .table)
     }
 
-    /// Whether the file's text names a function that waits.
-    static func waits(_ path: String) -> Bool {
-        guard let bytes = try? FileIO.readRegular(path, limit: 16 << 20, what: "plugin file") else { return false }
+    /// Whether the file's text names a function that waits, and whether it names `shared`.
+    static func waits(_ path: String) -> (Bool, Bool) {
+        guard let bytes = try? FileIO.readRegular(path, limit: 16 << 20, what: "plugin file") else { return (false, false) }
         let text = String(decoding: bytes, as: UTF8.self)
-        return ["luapipe.sleep", "luapipe.http", "ctx.call", ".sleep(", "http.request"].contains { text.contains($0) }
+        return (["luapipe.sleep", "luapipe.http", "ctx.call", ".sleep(", "http.request"].contains { text.contains($0) },
+                text.contains("shared"))
     }
 
     static func isSemver(_ s: String) -> Bool {

@@ -28,7 +28,18 @@ public struct LuaWaits: Sendable {
     func perform(_ request: WaitRequest, _ context: PluginContext) async -> (reply: WaitReply, release: (@Sendable () -> Void)?) {
         let held = Locked<HTTPResponse?>(nil)
         let start = ContinuousClock.now
-        let reply = await answer(request, context, held)
+        let reply: WaitReply
+        if case .shared(let method) = request.kind {
+            // A value or key list read from a store outside the process holds host budget
+            // until it is in the state, as HTTP answers do.
+            let charged = Locked(0)
+            reply = await Self.shared(method, request, context, charged)
+            context.tracer?.wait(Self.name(request), plugin: context.info.id, record: context.recordNumber, since: start)
+            let n = charged.withLock { $0 }
+            guard n > 0, let store = context.store as? any RemoteSharedStore else { return (reply, nil) }
+            return (reply, { store.release(n) })
+        }
+        reply = await answer(request, context, held)
         context.tracer?.wait(Self.name(request), plugin: context.info.id, record: context.recordNumber, since: start)
         guard let response = held.withLock({ $0 }), let http else { return (reply, nil) }
         return (reply, { http.release(response) })
@@ -40,6 +51,7 @@ public struct LuaWaits: Sendable {
         case .sleep: "luapipe.sleep"
         case .http: "luapipe.http.request"
         case .call: "ctx.call " + (request.arguments.first?.stringValue ?? "")
+        case .shared(let method): "ctx.shared:" + method.rawValue
         }
     }
 
@@ -66,6 +78,8 @@ public struct LuaWaits: Sendable {
                 }
                 let args = request.arguments.count > 1 ? request.arguments[1] : .null
                 return try await Self.race(limit) { .value(try await f(args, context)) } ?? .timeout
+            case .shared:
+                return .error("ctx.shared: not a wait of this kind")  // answered by `shared`
             case .http:
                 guard allowHTTP else {
                     return .error("luapipe.http.request needs `allow: [http]` in the plugin's manifest entry")

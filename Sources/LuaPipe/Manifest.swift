@@ -37,8 +37,13 @@ public struct Manifest: Sendable {
     public var deadLetter: String?
     public var onInputError: ErrorPolicy = .fail
     public var entries: [Entry] = []
+    /// `shared: redis://HOST:PORT/PREFIX`: ctx.shared in Redis (the program that runs the
+    /// manifest checks the URL and makes the store); nil: the in-process store.
+    public var shared: String?
+    /// "path:line" of the `shared` key, for messages about its URL.
+    public var sharedLocation: String?
 
-    static let topKeys = ["api", "plugin_paths", "dead_letter", "on_input_error", "plugins"]
+    static let topKeys = ["api", "plugin_paths", "dead_letter", "on_input_error", "shared", "plugins"]
     static let entryKeys = ["use", "id", "config", "when", "timeout_ms", "on_error", "max_errors", "after", "before",
                             "tick_ms", "allow", "memory_mb", "instances", "concurrency", "http_hosts", "enabled"]
 
@@ -73,6 +78,13 @@ public struct Manifest: Sendable {
             case "dead_letter": m.deadLetter = m.resolve(try p.string(v, nil, "dead_letter"))
             case "on_input_error":
                 m.onInputError = try p.policy(v, nil, "on_input_error", allowed: [.fail, .drop, .deadLetter])
+            case "shared":
+                let url = try p.string(v, nil, "shared")
+                guard url.hasPrefix("redis://") else {
+                    throw p.error(v, nil, "`shared` must be a URL redis://HOST:PORT/PREFIX (ctx.shared in Redis, keys stored as PREFIX:key); leave it out for the in-process store")
+                }
+                m.shared = url
+                m.sharedLocation = "\(path)" + (v.mark.map { ":\($0.line)" } ?? "")
             case "plugins":
                 sawPlugins = true
                 guard case .sequence(let seq) = v else { throw p.error(v, nil, "`plugins` must be a list of entries (- use: NAME)") }

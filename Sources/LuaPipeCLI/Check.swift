@@ -1,6 +1,7 @@
 import ArgumentParser
 import LuaPipe
 import LuaPipeCore
+import LuaPipeRedis
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Load, validate and describe a pipeline; run nothing.")
@@ -17,6 +18,7 @@ struct Check: AsyncParsableCommand {
         defer { pool.shutdown() }
         do {
             let m = try Manifest.load(path: manifest)
+            let shared = try Run.sharedURL(m)
             let builder = PipelineBuilder(manifest: m, registry: LuaPipeCLI.registry(),
                                           options: .init(workers: workers), pool: pool)
             let resolved = try await builder.resolve()
@@ -32,6 +34,7 @@ struct Check: AsyncParsableCommand {
                 print(line)
             }
             if let d = builder.deadLetterPath { print("dead letters: \(d)") }
+            if let shared { print("ctx.shared: in Redis, \(shared.endpoint), keys \(shared.prefix):KEY") }
             print("input errors: \(builder.onInputError.rawValue)")
         } catch {
             report(error)

@@ -73,4 +73,31 @@ extension Run {
     func longestTimeout(_ builder: PipelineBuilder) -> Duration {
         .milliseconds(builder.manifest.entries.map(\.timeoutMs).max() ?? 1000)
     }
+
+    /// The manifest's `shared:` URL; one that cannot be used is a manifest error (exit 2)
+    /// naming the file, the line and the key. Nil: the in-process store.
+    static func sharedURL(_ m: Manifest) throws(PipelineError) -> RedisSharedURL? {
+        guard let s = m.shared else { return nil }
+        do {
+            return try RedisSharedURL.parse(s, what: "\(m.sharedLocation ?? m.path): shared:")
+        } catch {
+            throw PipelineError(.manifest, error.message, location: m.sharedLocation)
+        }
+    }
+
+    /// The store of `shared: redis://...`, once Redis answers: a Redis not there yet is waited
+    /// out (logged, with backoff) like the stream input's; a signal meanwhile ends the run.
+    func connectShared(_ url: RedisSharedURL?, _ stop: StopFlag) async throws -> RedisSharedStore? {
+        guard let url else { return nil }
+        let store = RedisSharedStore(url: url)
+        do {
+            try await store.waitUntilReachable(stop: stop, logger: Logger(label: "luapipe"))
+        } catch {
+            await store.close()
+            if let sig = stop.signal { throw ExitCode(128 + sig) }
+            report(PipelineError.wrap(error, plugin: nil, recordNumber: nil))
+            throw ExitCode(Exit.failed)
+        }
+        return store
+    }
 }

@@ -53,7 +53,11 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let m: Manifest
-        do { m = try Manifest.load(path: manifest) } catch {
+        let shared: RedisSharedURL?
+        do {
+            m = try Manifest.load(path: manifest)
+            shared = try Self.sharedURL(m)
+        } catch {
             report(error)
             throw ExitCode(Exit.usage)
         }
@@ -69,7 +73,7 @@ struct Run: AsyncParsableCommand {
         let http = HTTPClientService(connectionsPerHost: m.entries.map(\.concurrency).max() ?? 64)
         registry.http = http
         do {
-            try await run(m, registry, pool, io)
+            try await run(m, shared, registry, pool, io)
         } catch {
             await http.shutdown()
             throw error
@@ -77,7 +81,8 @@ struct Run: AsyncParsableCommand {
         await http.shutdown()
     }
 
-    private func run(_ m: Manifest, _ registry: PluginRegistry, _ pool: WorkerPool, _ io: WorkerPool) async throws {
+    private func run(_ m: Manifest, _ sharedURL: RedisSharedURL?, _ registry: PluginRegistry, _ pool: WorkerPool,
+                     _ io: WorkerPool) async throws {
         let builder = PipelineBuilder(
             manifest: m, registry: registry,
             options: .init(workers: workers, deadLetter: deadLetter.map { RedisStreamURL.isRedis($0) ? $0 : FileIO.absolute($0) },
@@ -102,7 +107,7 @@ struct Run: AsyncParsableCommand {
         let monitor = RunMonitor()
         let served = try await startMetrics(monitor, entries: resolved.map(\.id))
         do {
-            try await execute(builder, resolved, registry, io, monitor, served)
+            try await execute(builder, resolved, sharedURL, registry, io, monitor, served)
         } catch {
             await served?.stop()
             throw error
@@ -111,8 +116,8 @@ struct Run: AsyncParsableCommand {
     }
 
     /// The run proper, once the manifest and the flags are known to be good.
-    private func execute(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved], _ registry: PluginRegistry,
-                         _ io: WorkerPool, _ monitor: RunMonitor, _ served: MetricsRun?) async throws {
+    private func execute(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved], _ sharedURL: RedisSharedURL?,
+                         _ registry: PluginRegistry, _ io: WorkerPool, _ monitor: RunMonitor, _ served: MetricsRun?) async throws {
         // Files before any plugin is set up: a wrong path is a usage error.
         let streamIn = RedisStreamURL.isRedis(input), streamOut = RedisStreamURL.isRedis(output)
         let inFD: Int32 = input == "-" || streamIn ? 0 : open(input, O_RDONLY | O_CLOEXEC)
@@ -143,8 +148,9 @@ struct Run: AsyncParsableCommand {
         let signals = Self.watchSignals(stop, drainFor: redis.source == nil ? nil : longestTimeout(builder))
         defer { signals.cancel() }
 
+        let shared = try await connectShared(sharedURL, stop)
         let tracer = trace.map { _ in Tracer() }
-        let pipeline = Pipeline(stages: builder.stages(resolved), tracer: tracer, hostMemory: hostMemoryMb << 20,
+        let pipeline = Pipeline(stages: builder.stages(resolved), store: shared, tracer: tracer, hostMemory: hostMemoryMb << 20,
                                 ioThreads: io.workers)
         (registry.http as? HTTPClientService)?.budget = pipeline.budget  // answers in flight count too
         let file = JSONLinesSource(fd: inFD, worker: io.workers[0], closeOnEnd: input != "-" && !streamIn, batchSize: batchSize)
@@ -162,9 +168,11 @@ struct Run: AsyncParsableCommand {
                                              onInputError: builder.onInputError, stop: stop, monitor: monitor)
             await served?.stop()
             await redis.close()
+            await shared?.close()
         } catch {
             await served?.stop()
             await redis.close()
+            await shared?.close()
             report(error)
             if let sig = stop.signal {
                 // A signal came while plugins were set up: no record was read.

@@ -8,7 +8,9 @@ import Logging
 /// down exactly once, in reverse order, also when the run fails or is stopped.
 public final class Pipeline: Sendable {
     public let stages: [StageSpec]
+    /// `context.shared`; `store` is the run's store (this one unless it lives elsewhere).
     public let shared: SharedStore
+    public let store: any SharedStoreProtocol
     public let logger: Logger
     /// Batches in flight between two stages (bounded: memory does not grow with the input).
     public let queueDepth: Int
@@ -20,29 +22,20 @@ public final class Pipeline: Sendable {
     /// that never returns (a full pipe nobody reads) lets a halting run end anyway.
     public let ioThreads: [WorkerThread]
 
-    public init(stages: [StageSpec], shared: SharedStore = SharedStore(),
+    /// `store`: a shared store outside the process (Redis) for `ctx.shared`; `shared` is then
+    /// replaced by one that refuses its synchronous calls.
+    public init(stages: [StageSpec], shared: SharedStore = SharedStore(), store: (any RemoteSharedStore)? = nil,
                 logger: Logger = Logger(label: "luapipe"), queueDepth: Int = 4, tracer: Tracer? = nil,
                 hostMemory: Int = 512 << 20, ioThreads: [WorkerThread] = []) {
         self.ioThreads = ioThreads
         self.stages = stages
-        self.shared = shared
+        self.shared = store.map { SharedStore(elsewhere: "\($0)") } ?? shared
+        self.store = store ?? self.shared
         self.logger = logger
         self.queueDepth = queueDepth
         self.tracer = tracer
         budget = HostBudget(limit: hostMemory)
-    }
-
-    /// The outcome of a run: its figures, and the error that stopped it, if one did.
-    public struct Outcome: Sendable {
-        public var stats: RunStats
-        public var error: PipelineError?
-        /// The reader of the output went away (e.g. `| head`): the run ended quietly.
-        public var outputClosed: Bool
-        /// Set when a signal stopped the run.
-        public var signal: Int32?
-        /// Instances whose call was still running in C when the run had to end: they were
-        /// abandoned (their teardown skipped), and the run's figures were taken as they stood.
-        public var abandonedInstances = 0
+        store?.budget = budget  // values read from it count while they are in flight
     }
 
     /// Sets up every instance, runs the records from `source` to `sink`, tears everything
@@ -60,7 +53,8 @@ public final class Pipeline: Sendable {
                 var group: [Instance] = []
                 defer { setUp.append(group) }
                 for k in 0..<spec.instances {
-                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, logger: logger, budget: budget, tracer: tracer)
+                    let context = PluginContext(info: spec.info, config: spec.config, shared: shared, store: store,
+                                                logger: logger, budget: budget, tracer: tracer)
                     let plugin = try await spec.makeInstance(k, context)
                     let instance = Instance(plugin: plugin, context: context)
                     let timeout = spec.limits.timeout

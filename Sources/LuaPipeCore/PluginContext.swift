@@ -18,7 +18,11 @@ public struct PluginInfo: Sendable, Hashable {
 public final class PluginContext: Sendable {
     public let info: PluginInfo
     public let config: Value
+    /// The in-process store, synchronous. When the run's store is elsewhere (Redis), this
+    /// one refuses (`SharedStore.refusal`): use `store`.
     public let shared: SharedStore
+    /// The run's shared store, wherever it lives (`shared:` in the manifest): await it.
+    public let store: any SharedStoreProtocol
     public let logger: Logger
     /// The run's host budget, for adapters that check what a call hands over (Lua).
     public let budget: HostBudget?
@@ -29,8 +33,10 @@ public final class PluginContext: Sendable {
     private let lifecycleLedger = Locked<Ledger?>(nil)
 
     public init(info: PluginInfo, config: Value = .object(Record()), shared: SharedStore = SharedStore(),
+                store: (any SharedStoreProtocol)? = nil,
                 logger: Logger = Logger(label: "luapipe"), budget: HostBudget? = nil, tracer: Tracer? = nil) {
         self.info = info
+        self.store = store ?? shared
         self.budget = budget
         self.tracer = tracer
         self.config = config
@@ -52,6 +58,7 @@ public final class PluginContext: Sendable {
         info = parent.info
         config = parent.config
         shared = parent.shared
+        store = parent.store
         logger = parent.logger
         budget = parent.budget
         tracer = parent.tracer

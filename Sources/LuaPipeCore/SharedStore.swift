@@ -4,7 +4,10 @@
 /// trees, and the limit counts what the store really holds: each entry's key and tape with
 /// the heap blocks they take, and the dictionary's slots (see `cost`). Before, the count was
 /// key + tape bytes only, and 8M small keys counted as ~128 MB took 1.4 GB.
-public final class SharedStore: Sendable {
+///
+/// Its methods are synchronous (`context.shared`); through `SharedStoreProtocol`
+/// (`context.store`) the same store is awaited like one in Redis.
+public final class SharedStore: SharedStoreProtocol {
     private struct Storage {
         var values: [String: [UInt8]] = [:]
         var entryBytes = 0  // keys and tapes, as `cost` counts them
@@ -16,7 +19,21 @@ public final class SharedStore: Sendable {
     /// memory limit, so it has one of its own.
     public let maxBytes: Int
 
-    public init(maxBytes: Int = 256 << 20) { self.maxBytes = maxBytes }
+    /// Set when the run's store lives elsewhere (Redis): then this one holds nothing, `set`
+    /// and `incr` fail with this message, and `get` and `keys` find nothing.
+    public let refusal: String?
+
+    public init(maxBytes: Int = 256 << 20) {
+        self.maxBytes = maxBytes
+        refusal = nil
+    }
+
+    /// A store that stands in for `context.shared` when the run's store is `elsewhere`: a
+    /// Swift plugin that uses the synchronous API is told to await `context.store` instead.
+    public init(elsewhere: String) {
+        maxBytes = 0
+        refusal = "ctx.shared is in \(elsewhere) for this run: a Swift plugin reaches it with `try await context.store...`, not through the synchronous `context.shared`"
+    }
 
     /// The heap an entry takes beside its dictionary slot: a key of more than 15 UTF-8 bytes is
     /// a heap object (32 bytes of header, the bytes, a NUL), a tape an array (32 bytes of
@@ -59,6 +76,7 @@ public final class SharedStore: Sendable {
     /// Sets (or with nil removes) the value a tape holds; fails when the store would pass
     /// `maxBytes`.
     public func set(_ key: String, tape: [UInt8]?) throws(PipelineError) {
+        if let refusal { throw PipelineError(.plugin, refusal) }
         let size = tape.map { Self.cost(key: key.utf8.count, tape: $0.count) } ?? 0
         try storage.withLock { (s) throws(PipelineError) in
             let old = s.values[key].map { Self.cost(key: key.utf8.count, tape: $0.count) }
@@ -79,7 +97,8 @@ public final class SharedStore: Sendable {
     /// Adds `delta` atomically; a missing key counts as 0. Fails when the stored value is not
     /// an integer or the sum overflows.
     public func incr(_ key: String, by delta: Int64) throws(PipelineError) -> Int64 {
-        try storage.withLock { (s) throws(PipelineError) -> Int64 in
+        if let refusal { throw PipelineError(.plugin, refusal) }
+        return try storage.withLock { (s) throws(PipelineError) -> Int64 in
             let stored = s.values[key]
             var current: Int64 = 0
             if let t = stored {

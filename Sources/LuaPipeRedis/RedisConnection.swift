@@ -66,7 +66,9 @@ final class RedisConnection: @unchecked Sendable {
         worker.shutdown()
     }
 
-    private func pipelineOnWorker(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
+    /// `pipeline`, for a job already on `worker` (RedisPipeliner's).
+    @available(*, noasync, message: "blocks: call it on the connection's worker")
+    func pipelineOnWorker(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
         let c = try connected()
         for args in commands {
             // One buffer holds every argument; argv points into it for the call.

@@ -61,7 +61,7 @@ public struct RedisStreamURL: Sendable, Equatable {
         return n
     }
 
-    private static func parse(_ s: String, flag: String, form: String, keys: [String]) throws(RedisError)
+    static func parse(_ s: String, flag: String, form: String, keys: [String], path: String = "stream") throws(RedisError)
         -> (url: RedisStreamURL, query: [String: String]) {
         guard s.hasPrefix("redis://") else { throw RedisError(url: flag, s, "expected \(form)") }
         var rest = Substring(s.dropFirst("redis://".count))
@@ -71,11 +71,11 @@ public struct RedisStreamURL: Sendable, Equatable {
             rest = rest[..<q]
         }
         guard let slash = rest.firstIndex(of: "/") else {
-            throw RedisError(url: flag, s, "it names no stream (the path after HOST:PORT): \(form)")
+            throw RedisError(url: flag, s, "it names no \(path) (the path after HOST:PORT): \(form)")
         }
         let authority = rest[..<slash]
         guard let stream = decode(rest[rest.index(after: slash)...]), !stream.isEmpty else {
-            throw RedisError(url: flag, s, "it names no stream (the path after HOST:PORT): \(form)")
+            throw RedisError(url: flag, s, "it names no \(path) (the path after HOST:PORT): \(form)")
         }
         if authority.contains("@") {
             throw RedisError(url: flag, s, "user names and passwords are not supported yet")
@@ -95,7 +95,8 @@ public struct RedisStreamURL: Sendable, Equatable {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(kv[0])
             guard keys.contains(key) else {
-                throw RedisError(url: flag, s, "unknown parameter '\(key)' (known here: \(keys.joined(separator: ", ")))")
+                throw RedisError(url: flag, s, "unknown parameter '\(key)' "
+                                 + (keys.isEmpty ? "(it takes none)" : "(known here: \(keys.joined(separator: ", ")))"))
             }
             guard kv.count == 2, let value = decode(kv[1]) else {
                 throw RedisError(url: flag, s, "parameter '\(key)' has no value (\(key)=...)")
@@ -121,6 +122,22 @@ public struct RedisStreamURL: Sendable, Equatable {
         }
         return String(validating: out, as: UTF8.self)
     }
+}
+
+/// `shared: redis://HOST[:PORT]/PREFIX` of a manifest: ctx.shared in Redis, each key stored
+/// as `PREFIX:key` (docs/reference.md, "Shared state in Redis").
+public struct RedisSharedURL: Sendable, Equatable, CustomStringConvertible {
+    public var endpoint: RedisEndpoint
+    public var prefix: String
+    public static let form = "redis://HOST:PORT/PREFIX"
+
+    /// `what` names the setting in errors ("m.yaml:3: shared:").
+    public static func parse(_ s: String, what: String = "shared:") throws(RedisError) -> RedisSharedURL {
+        let u = try RedisStreamURL.parse(s, flag: what, form: form, keys: [], path: "key prefix")
+        return RedisSharedURL(endpoint: u.url.endpoint, prefix: u.url.stream)
+    }
+
+    public var description: String { "redis://\(endpoint)/\(prefix)" }
 }
 
 /// What went wrong with Redis: the one error type of this module.

@@ -17,11 +17,13 @@ public enum PluginHarness {
         public var stats: RunStats
     }
 
-    /// An async Swift plugin.
+    /// An async Swift plugin. `store`: the run's shared store when it lives outside the process
+    /// (a `RedisSharedStore`); the plugin reaches it as `context.store`.
     public static func run(_ make: @escaping @Sendable (PluginContext) throws -> any Plugin, config: Value = .object(Record()),
-                           records: [Record], shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail,
-                           timeout: Duration = .seconds(10)) async -> Run {
-        await run(kind: "swift", config: config, records: records, shared: shared, onError: onError, timeout: timeout) { _, ctx in
+                           records: [Record], shared: SharedStore = SharedStore(), store: (any RemoteSharedStore)? = nil,
+                           onError: ErrorPolicy = .fail, timeout: Duration = .seconds(10)) async -> Run {
+        await run(kind: "swift", config: config, records: records, shared: shared, store: store, onError: onError,
+                  timeout: timeout) { _, ctx in
             try make(ctx)
         }
     }
@@ -39,8 +41,8 @@ public enum PluginHarness {
     /// A Lua plugin file.
     /// - Parameter onLog: called on the thread that logs, for each line (tests of threading).
     public static func run(lua path: String, config: Value = .object(Record()), records: [Record],
-                           shared: SharedStore = SharedStore(), onError: ErrorPolicy = .fail,
-                           onLog: (@Sendable () -> Void)? = nil) async -> Run {
+                           shared: SharedStore = SharedStore(), store: (any RemoteSharedStore)? = nil,
+                           onError: ErrorPolicy = .fail, onLog: (@Sendable () -> Void)? = nil) async -> Run {
         let worker = WorkerThread(name: "harness")
         defer { worker.shutdown() }
         let source = await worker.run { () -> Result<LuaPluginSource, PipelineError> in
@@ -52,15 +54,15 @@ public enum PluginHarness {
         case .failure(let e):
             return Run(outputs: [], error: e, logs: [], shared: shared, stats: RunStats())
         case .success(let src):
-            return await run(kind: "lua", name: src.name, config: config, records: records, shared: shared, onError: onError,
-                             onLog: onLog) { _, ctx in
+            return await run(kind: "lua", name: src.name, config: config, records: records, shared: shared, store: store,
+                             onError: onError, onLog: onLog) { _, ctx in
                 LuaPlugin(source: src, settings: .init(options: .init(root: src.folder)), context: ctx, on: worker)
             }
         }
     }
 
     static func run(kind: String, name: String = "plugin", config: Value, records: [Record], shared: SharedStore,
-                    onError: ErrorPolicy, timeout: Duration = .seconds(10), onLog: (@Sendable () -> Void)? = nil,
+                    store: (any RemoteSharedStore)? = nil, onError: ErrorPolicy, timeout: Duration = .seconds(10), onLog: (@Sendable () -> Void)? = nil,
                     make: @escaping PluginFactory) async -> Run {
         let logs = Locked<[String]>([])
         let logger = Logger(label: "harness") { _ in CapturingLogHandler(logs, onLog: onLog) }
@@ -68,7 +70,7 @@ public enum PluginHarness {
                              onError: onError, limits: CallLimits(timeout: timeout), makeInstance: make)
         let sink = CollectingSink(keepLines: false)  // the harness gives records
         do {
-            let outcome = try await Pipeline(stages: [spec], shared: shared, logger: logger)
+            let outcome = try await Pipeline(stages: [spec], shared: shared, store: store, logger: logger)
                 .run(source: ArraySource(records), sink: sink, deadLetter: sink)
             return Run(outputs: sink.records, error: outcome.error, logs: logs.withLock { $0 }, shared: shared, stats: outcome.stats)
         } catch {

@@ -6,20 +6,42 @@ import LuaPipeCore
 import Glibc
 #endif
 
-/// What a call waits for (luapipe.sleep, luapipe.http.request, ctx.call), with its arguments.
+/// What a call waits for (luapipe.sleep, luapipe.http.request, ctx.call, and ctx.shared's
+/// methods when the store is outside the process), with its arguments.
 public struct WaitRequest: Sendable {
-    public enum Kind: Sendable { case sleep, http, call }
+    public enum Kind: Sendable, Equatable {
+        case sleep, http, call
+        /// A method of ctx.shared; the arguments are its own (key, value or delta).
+        case shared(SharedMethod)
+    }
+    public enum SharedMethod: String, Sendable { case get, set, incr, delete, keys }
     public var kind: Kind
     /// The Lua arguments, as a list.
     public var arguments: [Value]
     /// When the call's deadline passes, in `LuaState.now()` nanoseconds (0: none).
     public var deadline: Int64
+
+    /// The kind of a C wait (LP_WAIT_*).
+    static func kind(_ k: Int32) -> Kind {
+        switch Int(k) {
+        case Int(LP_WAIT_SLEEP): .sleep
+        case Int(LP_WAIT_HTTP): .http
+        case Int(LP_WAIT_SHARED_GET): .shared(.get)
+        case Int(LP_WAIT_SHARED_SET): .shared(.set)
+        case Int(LP_WAIT_SHARED_INCR): .shared(.incr)
+        case Int(LP_WAIT_SHARED_DELETE): .shared(.delete)
+        case Int(LP_WAIT_SHARED_KEYS): .shared(.keys)
+        default: .call
+        }
+    }
 }
 
 /// How the host answers a wait.
 public enum WaitReply: Sendable {
     /// The wait's result (nil: no value).
     case value(Value?)
+    /// The wait's result, already a tape (a value read from a shared store).
+    case tape(Tape)
     /// A Lua error with this message (a pcall may catch it).
     case error(String)
     /// The call's deadline passed: the record fails, and no pcall can catch it.
@@ -103,11 +125,7 @@ extension LuaState {
             return .done(done)
         case LUA_YIELD:
             let t = task.pointer.pointee
-            let kind: WaitRequest.Kind = switch Int(t.wait_kind) {
-            case Int(LP_WAIT_SLEEP): .sleep
-            case Int(LP_WAIT_HTTP): .http
-            default: .call
-            }
+            let kind = WaitRequest.kind(Int32(t.wait_kind))
             let args = Tape(bytes: Array(UnsafeBufferPointer(start: t.request.data, count: t.request.len))).value().arrayValue ?? []
             return .waiting(WaitRequest(kind: kind, arguments: args, deadline: t.deadline_ns))
         default:
@@ -128,6 +146,9 @@ extension LuaState {
         case .value(nil):
             status = Int32(LP_WAIT_OK)
             bytes = []
+        case .tape(let t):
+            status = Int32(LP_WAIT_OK)
+            bytes = t.bytes
         case .error(let message):
             status = Int32(LP_WAIT_ERROR)
             bytes = Array(message.utf8)
@@ -161,11 +182,7 @@ final class WaitBox {
 
 let blockingWaitTrampoline: lp_wait_fn = { ctx, kind, request, len, deadline, budget, reply in
     let box = Unmanaged<WaitBox>.fromOpaque(ctx!).takeUnretainedValue()
-    let k: WaitRequest.Kind = switch Int(kind) {
-    case Int(LP_WAIT_SLEEP): .sleep
-    case Int(LP_WAIT_HTTP): .http
-    default: .call
-    }
+    let k = WaitRequest.kind(kind)
     let args = Tape(bytes: Array(UnsafeBufferPointer(start: request, count: len))).value().arrayValue ?? []
     let answer = box.wait(WaitRequest(kind: k, arguments: args, deadline: deadline))
     var status: Int32 = 0

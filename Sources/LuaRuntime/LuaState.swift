@@ -17,26 +17,6 @@ public struct LuaRef: Hashable, Sendable {
 ///   thread (a `WorkerThread`, through `ThreadConfined`); it closes its `lua_State` in deinit.
 ///   Every call is blocking and runs protected: a Lua error comes back as a `LuaError`.
 public final class LuaState {
-    public struct Options: Sendable {
-        /// Bytes the state may allocate; 0: no limit.
-        public var memoryLimit: Int
-        /// The folder `require` may load `.lua` files from; nil: no `require`.
-        public var root: String?
-        public var allowIO: Bool
-        public var allowOS: Bool
-        /// VM instructions between two checks of deadline and interrupt flag.
-        public var hookCount: Int
-
-        public init(memoryLimit: Int = 256 << 20, root: String? = nil, allowIO: Bool = false,
-                    allowOS: Bool = false, hookCount: Int = 1000) {
-            self.memoryLimit = memoryLimit
-            self.root = root
-            self.allowIO = allowIO
-            self.allowOS = allowOS
-            self.hookCount = hookCount
-        }
-    }
-
     /// What one call produced.
     public struct Outcome: Sendable {
         public enum Result: Equatable, Sendable { case pass, replace, drop, value, skipped, truthy(Bool), none }
@@ -91,6 +71,7 @@ public final class LuaState {
         var opts = lp_sandbox_options()
         opts.allow_io = options.allowIO ? 1 : 0
         opts.allow_os = options.allowOS ? 1 : 0
+        opts.shared_waits = options.sharedWaits ? 1 : 0
         let status: Int32 = options.root.map { root in
             root.withCString { r in
                 opts.root = r

@@ -47,11 +47,16 @@ final class RedisServer: @unchecked Sendable {
     func kill9() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGKILL)
+        kill(p.processIdentifier, SIGCONT)  // a paused one too
         p.waitUntilExit()
         process = nil
     }
 
     func stop() { kill9() }
+
+    /// SIGSTOP / SIGCONT: a server that holds its connections and answers nothing.
+    func pause() { if let p = process { kill(p.processIdentifier, SIGSTOP) } }
+    func resume() { if let p = process { kill(p.processIdentifier, SIGCONT) } }
 
     /// redis-cli --raw: one line per reply element.
     @discardableResult

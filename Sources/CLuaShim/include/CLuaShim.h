@@ -83,6 +83,7 @@ typedef struct lp_sandbox_options {
     const char *root;       // folder `require` may load from (NULL: no require)
     int allow_io;
     int allow_os;
+    int shared_waits;       // ctx.shared's methods are calls that wait (a store outside the process)
 } lp_sandbox_options;
 
 /// Opens the safe libraries, the `luapipe` module and the sandbox rules. Protected.
@@ -187,8 +188,14 @@ void *lp_null(void);
 // other call (setup, tick, flush, teardown, a call not run as a task) blocks its thread in
 // the host's blocking wait.
 
-/// What a call waits for: its arguments go to the host as a tape ARRAY.
-enum { LP_WAIT_SLEEP = 1, LP_WAIT_HTTP = 2, LP_WAIT_CALL = 3 };
+/// What a call waits for: its arguments go to the host as a tape ARRAY. The LP_WAIT_SHARED_*
+/// kinds are ctx.shared's methods when the store lives outside the process (lp_shared.c):
+/// their arguments are the method's, without `self`.
+enum {
+    LP_WAIT_SLEEP = 1, LP_WAIT_HTTP = 2, LP_WAIT_CALL = 3,
+    LP_WAIT_SHARED_GET = 4, LP_WAIT_SHARED_SET = 5, LP_WAIT_SHARED_INCR = 6,
+    LP_WAIT_SHARED_DELETE = 7, LP_WAIT_SHARED_KEYS = 8
+};
 /// How a wait ended (the host's answer): a value (a tape, or nothing), an error message, the
 /// call's deadline, or an answer too large for the memory limit.
 enum { LP_WAIT_OK = 0, LP_WAIT_ERROR = 1, LP_WAIT_TIMEOUT = 2, LP_WAIT_MEMORY = 3 };
