@@ -23,7 +23,7 @@ struct MetricsTests {
         let stats = Binary.temp("metrics-stats.json"), output = Binary.temp("metrics-out.jsonl")
         let run = try MetricsProcess(["run", "metrics.yaml", "--metrics", "127.0.0.1:0", "--on-input-error", "drop",
                                       "--output", output, "--stats-json", stats])
-        let url = try #require(run.url(), "no address on stderr: \(run.stderrText)")
+        let url = try #require(await run.url(), "no address on stderr: \(run.stderrText)")
         #expect(url.hasPrefix("http://127.0.0.1:") && url.hasSuffix("/metrics"), "\(url)")
         #expect(!url.hasSuffix(":0/metrics"), "the port the system chose is printed: \(url)")
         run.feed(Self.input)  // and the input stays open: the run goes on
@@ -82,7 +82,7 @@ struct MetricsTests {
         try "api: 1\nplugin_paths: [\(Binary.fixtures)/plugins]\nplugins:\n  - use: waiter\n    config: { seconds: 30 }\n    concurrency: 8\n    timeout_ms: 60000\n"
             .write(toFile: m, atomically: true, encoding: .utf8)
         let run = try MetricsProcess(["run", m, "--metrics", "127.0.0.1:0", "--output", "/dev/null"])
-        let url = try #require(run.url(), "no address on stderr: \(run.stderrText)")
+        let url = try #require(await run.url(), "no address on stderr: \(run.stderrText)")
         run.feed(Binary.records(20))
         let seen = try await Binary.offPool { () -> Scrape? in
             var last: Scrape?

@@ -12,7 +12,7 @@ extension RedisStreamTests {
         // claim_idle_ms far off: the 20 entries stay with the consumer that is gone.
         let run = try MetricsProcess(["run", m, "--input", redis.url("in", "group=g&consumer=live&claim_idle_ms=600000"),
                                       "--output", redis.url("out"), "--metrics", "127.0.0.1:0"])
-        let url = try #require(run.url(), "no address on stderr: \(run.stderrText)")
+        let url = try #require(await run.url(), "no address on stderr: \(run.stderrText)")
         let pending = "luapipe_redis_pending{stream=\"in\",group=\"g\"}"
         let seen = try await Binary.offPool { () -> Scrape? in
             var last: Scrape?
