@@ -57,6 +57,16 @@ public final class HostBudget: Sendable {
         }
     }
 
+    /// Charges `bytes` while the budget stays at most three quarters full, leaving the rest for
+    /// what calls hand over; false (nothing charged) when not. For records in flight in waits.
+    public func tryAdmit(_ bytes: Int) -> Bool {
+        state.withLock { s in
+            guard s.used + bytes <= limit / 4 * 3 else { return false }
+            s.used += bytes
+            return true
+        }
+    }
+
     /// Adds `delta` (negative: releases), and lets waiting readers in when there is room.
     public func adjust(_ delta: Int) {
         guard delta != 0 else { return }

@@ -205,4 +205,32 @@ struct MemoryFormulaTests {
         let size = (try? FileManager.default.attributesOfItem(atPath: trace)[.size] as? Int) ?? 0
         #expect(size > 50_000_000, "the trace holds its 200,000 events: \(size) bytes")
     }
+
+    @Test("20,000 records waiting at once under memory_mb 64 and a 16 MiB host budget: within the bound, none lost")
+    func waitingRecords() async throws {
+        let manifest = Binary.temp("formula-waiting.yaml")
+        try """
+            api: 1
+            plugin_paths: [\(Binary.fixtures)/plugins]
+            plugins:
+              - use: waiter
+                config: { seconds: 0.3 }
+                concurrency: 100000
+                memory_mb: 64
+                timeout_ms: 60000
+
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let input = Binary.temp("formula-waiting.jsonl")
+        try Binary.records(20_000).write(toFile: input, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        // About 8 KB a record in flight outside memory_mb and the host budget: 65,536 of them
+        // took 249 MiB against 160 (fifth blind round). Now each counts in the host budget.
+        let b = Self.bound(memoryMB: 64, hostMB: 16)
+        let r = try await Binary.offPool {
+            try UncheckedBox(Self.measure([manifest, "--input", input, "--batch-size", "20000", "--workers", "1",
+                                           "--host-memory-mb", "16"], bound: b))
+        }.value
+        #expect(!r.killed && r.peak <= b, "peak \(r.peak >> 20) MiB, bound \(b >> 20) MiB")
+        #expect(r.status == 0 && r.stats["records_out"] as? Int == 20_000, "\(r.stats)")
+    }
 }
