@@ -58,6 +58,13 @@ public struct PathCollisions {
         logs = (label, id)
     }
 
+    /// True when stderr is a file the run reads or writes: the refusal must not be written
+    /// there either (`2>>input.jsonl` had it appended to the input).
+    public var logsCollide: Bool {
+        guard let logs else { return false }
+        return (reads + writes).contains { $0.id == logs.id && $0.id != stdout }
+    }
+
     /// The first collision, as a message that says what to do; nil when there is none.
     public func check() -> String? {
         for w in writtenPaths {

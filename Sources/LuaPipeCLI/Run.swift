@@ -95,8 +95,9 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(Exit.usage)
         }
 
-        if let collision = collisions(builder, resolved) {
-            printError("luapipe: error: \(collision)")
+        if let (collision, quiet) = collisions(builder, resolved) {
+            // stderr is one of the run's files: exit 2 without a word rather than write in it.
+            if !quiet { printError("luapipe: error: \(collision)") }
             throw ExitCode(Exit.usage)
         }
 
@@ -205,8 +206,9 @@ struct Run: AsyncParsableCommand {
         if code != Exit.ok { throw ExitCode(code) }
     }
 
-    /// Every file the run writes against every file it reads and against each other.
-    func collisions(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved]) -> String? {
+    /// Every file the run writes against every file it reads and against each other: the
+    /// first collision, and whether stderr is one of the files (then nothing may be said there).
+    func collisions(_ builder: PipelineBuilder, _ resolved: [PipelineBuilder.Resolved]) -> (String, Bool)? {
         var paths = PathCollisions()
         if input == "-" { paths.read(fd: 0, "--input - (standard input)") } else if !RedisStreamURL.isRedis(input) { paths.read(input, "--input \(input)") }
         paths.read(manifest, "the manifest \(manifest)")
@@ -224,7 +226,7 @@ struct Run: AsyncParsableCommand {
         if let s = statsJSON { paths.write(s, "--stats-json \(s)") }
         if let t = trace { paths.write(t, "--trace \(t)") }
         paths.logs(fd: 2, "stderr")
-        return paths.check()
+        return paths.check().map { ($0, paths.logsCollide) }
     }
 
     /// Prints and writes the figures; false when the file could not be written (said on stderr).

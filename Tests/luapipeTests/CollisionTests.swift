@@ -36,7 +36,7 @@ struct CollisionTests {
         #expect(try String(contentsOfFile: dir + "/p.yaml", encoding: .utf8).contains("use: upper"))
     }
 
-    @Test("stderr into the input or the output file is refused; stdout and stderr sharing a file is not", arguments: [
+    @Test("stderr into the input or the output file is refused without a word written there; stdout and stderr sharing a file is not", arguments: [
         ("--input in.jsonl 2>>in.jsonl", Int32(2)),
         ("--input link.jsonl --output out.jsonl 2>>out.jsonl", 2),
         ("--input in.jsonl > both.txt 2>&1", 0),
@@ -46,11 +46,10 @@ struct CollisionTests {
         try "keep\n".write(toFile: dir + "/out.jsonl", atomically: true, encoding: .utf8)
         let r = try await Binary.runOffPool(["-c", "'\(Binary.path)' run p.yaml \(redirect)"], cwd: dir, executable: "/bin/bash")
         #expect(r.status == status, "\(redirect): \(r.stderr)")
-        #expect(try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8).hasPrefix(Self.records), "the input was changed")
+        // Not even the refusal is written there: it went into the input (fifth blind round).
+        #expect(try String(contentsOfFile: dir + "/in.jsonl", encoding: .utf8) == Self.records, "the input was changed")
         if status == 2 {
-            #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8).hasPrefix("keep\n"))
-            let logs = try String(contentsOfFile: dir + (redirect.contains("out.jsonl") ? "/out.jsonl" : "/in.jsonl"), encoding: .utf8)
-            #expect(logs.contains("stderr is the same file as"), "\(logs)")
+            #expect(try String(contentsOfFile: dir + "/out.jsonl", encoding: .utf8) == "keep\n", "the output was changed")
         }
     }
 
