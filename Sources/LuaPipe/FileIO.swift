@@ -68,16 +68,25 @@ public enum FileIO {
     }
 
     /// Writes all bytes, or as many as it can: how many, and the error that stopped it.
-    public static func writeSome(_ fd: Int32, _ bytes: [UInt8], what: String) -> (Int, PipelineError?) {
+    /// `progress`, when given, is told the bytes written so far as the writes go. Then a write
+    /// to a pipe or socket is at most PIPE_BUF (4 KiB), which goes in whole or not at all: a
+    /// larger blocking write returns only once all of it is in, so one stuck on a full pipe
+    /// never said how much went out.
+    public static func writeSome(_ fd: Int32, _ bytes: [UInt8], what: String,
+                                 progress: ((Int) -> Void)? = nil) -> (Int, PipelineError?) {
         var offset = 0
+        var st = stat()
+        let stream = fstat(fd, &st) == 0 && ((st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFSOCK)
+        let most = progress != nil && stream ? Int(PIPE_BUF) : Int.max
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, min(most, bytes.count - offset)) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 if errno == EPIPE { return (offset, PipelineError(.io, PipelineError.outputClosedMessage)) }
                 return (offset, PipelineError(.io, "cannot write \(what): \(String(cString: strerror(errno)))"))
             }
             offset += n
+            progress?(offset)
         }
         return (offset, nil)
     }

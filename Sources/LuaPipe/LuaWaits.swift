@@ -86,13 +86,16 @@ public struct LuaWaits: Sendable {
                 }
                 guard let http else { return .error("luapipe.http.request: this program has no HTTP client") }
                 var r = try httpRequest(request.arguments.first ?? .null)
-                // The client's own timeout keeps the record's deadline: no timer task to race
-                // it (a task group and a Dispatch timer per request cost a third of P6c).
-                // A timeout past the deadline is the record's (the catch below).
                 r.timeout = min(r.timeout, limit)
-                let response = try await http.send(r)
-                held.withLock { $0 = response }
-                return Self.reply(response)
+                // Raced against the deadline: the client's own timeout covers the response's
+                // head, not a body sent a byte a second (which ran on for good, sixth blind
+                // round); cancelling the request ends its body too.
+                let (service, req) = (http, r)
+                return try await Self.race(r.timeout) {
+                    let response = try await service.send(req)
+                    held.withLock { $0 = response }
+                    return Self.reply(response)
+                } ?? (r.timeout < limit ? .error("luapipe.http.request: \(r.method) \(r.url) timed out") : .timeout)
             }
         } catch is CancellationError {
             return .timeout

@@ -92,7 +92,7 @@ public final class Pipeline: Sendable {
         let flow = UnsafeTransfer((setUp, filters))
         let task = Task { await self.flow(flow.value.0, flow.value.1, run, source, sink, deadLetter, onInputError, started) }
         return await withTaskCancellationHandler {
-            await self.outcome(of: task, run: run, setUp: setUp, started: started)
+            await self.outcome(of: task, run: run, setUp: setUp, sink: sink, started: started)
         } onCancel: {
             stop.set()
         }
@@ -106,7 +106,7 @@ public final class Pipeline: Sendable {
     /// rest in flight as abandoned; the stuck instances are left to the process's exit. With
     /// no thread stuck the flow is only slow (an async plugin that ignores cancellation, a
     /// starved machine): it gets `forcedGrace` more before the same happens.
-    private func outcome(of task: Task<Outcome, Never>, run: RunState, setUp: [[Instance]],
+    private func outcome(of task: Task<Outcome, Never>, run: RunState, setUp: [[Instance]], sink: any RecordSink,
                          started: ContinuousClock.Instant) async -> Outcome {
         let once = Locked(false)
         return await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
@@ -124,7 +124,7 @@ public final class Pipeline: Sendable {
                     try? await Task.sleep(for: .milliseconds(50))
                 }
                 if once.withLock({ $0 }) { return }
-                finish(await self.forcedOutcome(run, setUp, started))
+                finish(await self.forcedOutcome(run, setUp, sink, started))
             }
         }
     }
@@ -150,7 +150,8 @@ public final class Pipeline: Sendable {
         return workers.values.filter(\.isBusy).count
     }
 
-    private func forcedOutcome(_ run: RunState, _ setUp: [[Instance]], _ started: ContinuousClock.Instant) async -> Outcome {
+    private func forcedOutcome(_ run: RunState, _ setUp: [[Instance]], _ sink: any RecordSink,
+                               _ started: ContinuousClock.Instant) async -> Outcome {
         var workers: [ObjectIdentifier: WorkerThread] = [:]
         for group in setUp { for i in group { if let w = i.worker { workers[ObjectIdentifier(w)] = w } } }
         let busy = workers.values.filter(\.isBusy)
@@ -176,6 +177,7 @@ public final class Pipeline: Sendable {
             }
         }
         var stats = RunState.snapshot(run)
+        stats.recordsOut += sink.wholeInProgress  // lines a stuck write got out whole
         let unaccounted = stats.recordsIn + stats.emitted - (stats.recordsOut + stats.dropped + stats.deadLettered + stats.failed + stats.abandoned)
         let failed = min(stuck, max(0, unaccounted))
         stats.failed += failed

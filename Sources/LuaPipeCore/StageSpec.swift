@@ -90,6 +90,13 @@ extension InputEvent {
 public protocol RecordSink: Sendable {
     func write(_ items: [Item]) async throws
     func close() async throws
+    /// Records of the write in progress whose lines are out whole: a forced shutdown that finds
+    /// the write stuck (a pipe nobody reads) counts them as written. 0 when not known.
+    var wholeInProgress: Int { get }
+}
+
+extension RecordSink {
+    public var wholeInProgress: Int { 0 }
 }
 
 /// A sink that failed part-way through a batch: the first `written` records of it were

@@ -174,13 +174,14 @@ struct HTTPTests {
             #"{"url":"http://127.0.0.1:\#(refused)/geo/1"}"#,
             #"{"path":"/redirect/9.9.9.9","redirects":1}"#,
             #"{"path":"/geo/late?ms=5000"}"#,
+            #"{"path":"/drip","timeout":0.3}"#,
         ].joined(separator: "\n") + "\n"
         let stats = Binary.temp("http-lua.json")
         let r = try await Binary.runOffPool(["run", path, "--stats-json", stats], input: input)
         #expect(r.status == 0, "\(r.stderr)")
         let out = try r.lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
-        #expect(out.count == 9, "\(r.stdout)")
-        guard out.count == 9 else { return }
+        #expect(out.count == 10, "\(r.stdout)")
+        guard out.count == 10 else { return }
         #expect(out[0]["status"] as? Int == 200 && (out[0]["json"] as? [String: Any])?["country"] as? String == "X7", "\(out[0])")
         #expect((out[0]["ctype"] as? String)?.hasPrefix("application/json") == true, "\(out[0])")
         #expect(out[1]["status"] as? Int == 500, "a status is an answer, not an error: \(out[1])")
@@ -192,6 +193,9 @@ struct HTTPTests {
         #expect((out[6]["error"] as? String)?.contains("http_hosts") == true, "\(out[6])")
         #expect(out[7]["error"] != nil && out[7]["status"] == nil, "\(out[7])")
         #expect((out[8]["json"] as? [String: Any])?["ip"] as? String == "9.9.9.9", "\(out[8])")
+        // A body sent a byte a second: the request's timeout ends it (it ran on for good when
+        // only the response's head was timed, sixth blind round).
+        #expect((out[9]["error"] as? String)?.contains("timed out") == true, "\(out[9])")
         // The record's own deadline passed while it waited: pcall could not catch that.
         let letters = try String(contentsOfFile: deadLetters, encoding: .utf8).split(separator: "\n")
         #expect(letters.count == 1 && letters.first?.contains("timeout") == true && letters.first?.contains("late") == true,

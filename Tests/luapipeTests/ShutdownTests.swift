@@ -12,7 +12,7 @@ struct ShutdownTests {
     /// holders of one it passes on are gone, and a plugin's own children (os.execute) may
     /// outlive the run.
     static func interrupt(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
-                          output: String = "/dev/null", errors: String? = nil) throws
+                          output: String = "/dev/null", errors: String? = nil, epilogue: String = "") throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
         let stats = Binary.temp("shutdown-\(sig)-\(((args.first ?? "") as NSString).lastPathComponent).json")
         try? FileManager.default.removeItem(atPath: stats)
@@ -26,6 +26,7 @@ struct ShutdownTests {
         pid=$!; sleep \(after); t0=$(date +%s%N); kill -\(sig) $pid
         ( sleep 30; kill -9 $pid ) > /dev/null 2>&1 & guard=$!
         wait $pid; status=$?; t1=$(date +%s%N); pkill -P $guard; kill $guard 2>/dev/null
+        \(epilogue)
         echo "$status $(( (t1 - t0) / 1000000 ))"
         """
         let p = Process()
@@ -45,10 +46,11 @@ struct ShutdownTests {
     }
 
     static func interruptOffPool(_ args: [String], input: String, after: Double, _ sig: Int32, prelude: String = "",
-                                 output: String = "/dev/null", errors: String? = nil) async throws
+                                 output: String = "/dev/null", errors: String? = nil, epilogue: String = "") async throws
         -> (status: Int32, seconds: Double, stderr: String, stats: [String: Any]) {
         let r = try await Binary.offPool {
-            try UncheckedBox(interrupt(args, input: input, after: after, sig, prelude: prelude, output: output, errors: errors))
+            try UncheckedBox(interrupt(args, input: input, after: after, sig, prelude: prelude, output: output, errors: errors,
+                                       epilogue: epilogue))
         }
         return r.value
     }
@@ -79,15 +81,23 @@ struct ShutdownTests {
         #expect(r.stderr.components(separatedBy: "teardown ran").count == 2, "\(r.stderr)")
     }
 
-    @Test("an output nobody reads (a full FIFO): SIGTERM still ends the run, exit 143, figures written")
+    @Test("an output nobody reads (a full FIFO): SIGTERM still ends the run, exit 143, figures written; the lines in the pipe count as written")
     func blockedOutput() async throws {
         let fifo = Binary.temp("blocked-\(UUID().uuidString).fifo")
-        // The read end is held open and never read, so writes block once the pipe is full.
+        let captured = Binary.temp("blocked-captured.jsonl")
+        try? FileManager.default.removeItem(atPath: captured)
+        // The read end is held open and never read, so writes block once the pipe is full;
+        // once the run is over, what the pipe holds is read out (SIGKILL: the suite's children
+        // inherit a mask that blocks SIGTERM, so plain `timeout` would never end `cat`).
         let r = try await Self.interruptOffPool(["stamps.yaml"], input: Self.records(100_000, ",\"name\":\"x\""), after: 2, SIGTERM,
-                                                prelude: "mkfifo '\(fifo)'; exec 4<>'\(fifo)'", output: "'\(fifo)'")
+                                                prelude: "mkfifo '\(fifo)'; exec 4<>'\(fifo)'", output: "'\(fifo)'",
+                                                epilogue: "timeout -s KILL 1 cat <&4 > '\(captured)'")
         #expect(r.status == 143, "\(r.stderr)")
         #expect(r.seconds < 3.5, "exited \(r.seconds) s after the signal")
         #expect(Binary.balanced(r.stats), "\(r.stats)")
+        // The whole lines that reached the pipe were counted as abandoned (fifth blind round).
+        let lines = try String(contentsOfFile: captured, encoding: .utf8).filter { $0 == "\n" }.count
+        #expect(lines > 0 && r.stats["records_out"] as? Int == lines, "\(lines) whole lines in the pipe; \(r.stats)")
     }
 
     @Test("SIGTERM during a flush that would run for its whole 60 s timeout: interrupted at the end of the budget, exit 143")

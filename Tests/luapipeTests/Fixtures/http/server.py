@@ -67,6 +67,19 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[len(data) // 2:])
         elif url.path == "/big":
             self.send(200, json.dumps("x" * (10 << 20)).encode())
+        elif url.path == "/drip":
+            # A body of 1000 bytes sent a byte a second: no read ever waits long.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
         elif url.path.startswith("/redirect/"):
             self.send(302, b"", "text/plain", [("Location", "/geo/" + parts[2])])
         else:
