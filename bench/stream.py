@@ -79,6 +79,7 @@ def check(r, stream, path):
         extra = len(set(got) - set(want))
         print(f"{stream}: {len(got)} records, {len(want)} expected, {extra} not in the file's output")
         sys.exit(1)
+    print(f"{len(got)} records, the same as the file's")
 
 if __name__ == "__main__":
     cmd, port, *args = sys.argv[1:]
