@@ -66,6 +66,8 @@ lp=$(cat "$out/t.txt")
 awk -v py="$py" -v lp="$lp" -v n="$small" 'BEGIN { printf "P3 %d records: Python peer %.2f s, luapipe --workers 2 %.2f s: %.1fx\n", n, py, lp, py / lp }'
 python3 bench/compare.py "$out/py.jsonl" "$out/lp.jsonl"
 python3 bench/latency.py "$bin" bench/lua.yaml
+# P7: the same pipeline fed from a Redis stream (starts its own redis-server).
+scripts/bench-stream.sh "$n" "$rounds"
 if [ -n "${BENCH_P4:-}" ]; then
   # P4: peak RSS at 10x the records (set BENCH_P4=1; generates a ~380 MB file).
   big=$((n * 10))

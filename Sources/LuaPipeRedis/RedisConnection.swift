@@ -70,11 +70,14 @@ final class RedisConnection: @unchecked Sendable {
     @available(*, noasync, message: "blocks: call it on the connection's worker")
     func pipelineOnWorker(_ commands: [[[UInt8]]]) throws -> [RedisReply] {
         let c = try connected()
+        // One buffer holds a command's arguments; argv points into it for the call. hiredis
+        // copies the command out, so the buffers serve every command of the pipeline.
+        var flat: [UInt8] = []
+        var offsets: [Int] = [], lengths: [Int] = []
         for args in commands {
-            // One buffer holds every argument; argv points into it for the call.
-            var flat: [UInt8] = []
-            flat.reserveCapacity(args.reduce(0) { $0 + $1.count })
-            var offsets: [Int] = [], lengths: [Int] = []
+            flat.removeAll(keepingCapacity: true)
+            offsets.removeAll(keepingCapacity: true)
+            lengths.removeAll(keepingCapacity: true)
             for a in args {
                 offsets.append(flat.count)
                 lengths.append(a.count)

@@ -20,6 +20,9 @@ public final class RedisStreamWriter: RecordSink, DeadLetterSink, @unchecked Sen
     /// The input entry id behind a record number (set when the input is a stream).
     private let sourceID: (@Sendable (Int) -> String?)?
     private let stop: StopFlag?
+    /// The arguments every XADD starts with, made once: a record's XADD was a dozen arrays.
+    private let head: [[UInt8]]
+    private static let sourceIDKey = bytes("source_id"), sourceIndexKey = bytes("source_index"), zero = bytes("0")
 
     public init(url: RedisStreamURL, what: String, sourceID: (@Sendable (Int) -> String?)?, stop: StopFlag?,
                 logger: Logger) {
@@ -28,6 +31,9 @@ public final class RedisStreamWriter: RecordSink, DeadLetterSink, @unchecked Sen
         self.sourceID = sourceID
         self.stop = stop
         self.logger = logger
+        var head = [bytes("XADD"), bytes(url.stream)]
+        if let maxLen = url.maxLen { head += [bytes("MAXLEN"), bytes("~"), bytes("\(maxLen)")] }
+        self.head = head + [bytes("*"), bytes("json")]
         connection = RedisConnection(url.endpoint, name: "luapipe-redis-\(what)")
     }
 
@@ -60,12 +66,16 @@ public final class RedisStreamWriter: RecordSink, DeadLetterSink, @unchecked Sen
     }
 
     private func command(_ json: [UInt8], source number: Int, index: Int?) -> [[UInt8]] {
-        var args: [[UInt8]] = [bytes("XADD"), bytes(url.stream)]
-        if let maxLen = url.maxLen { args += [bytes("MAXLEN"), bytes("~"), bytes("\(maxLen)")] }
-        args += [bytes("*"), bytes("json"), json]
+        var args = head
+        args.reserveCapacity(head.count + 5)
+        args.append(json)
         if number > 0, let id = sourceID?(number) {
-            args += [bytes("source_id"), bytes(id)]
-            if let index { args += [bytes("source_index"), bytes("\(index)")] }
+            args.append(Self.sourceIDKey)
+            args.append(bytes(id))
+            if let index {
+                args.append(Self.sourceIndexKey)
+                args.append(index == 0 ? Self.zero : bytes("\(index)"))
+            }
         }
         return args
     }
