@@ -56,9 +56,10 @@ struct RunMetricsTests {
         #expect(s["luapipe_plugin_records_in_flight{entry=\"gated\"}"] == 0)
     }
 
-    /// Renders until `done` holds (at most 30 s).
+    /// Renders until `done` holds (at most 120 s: the pipeline shares the two cooperative
+    /// threads with every in-process suite of the full run).
     func scrape(_ metrics: RunMetrics, until done: (Samples) -> Bool) async throws -> Samples {
-        let end = ContinuousClock.now + .seconds(30)
+        let end = ContinuousClock.now + .seconds(120)
         var s = Samples(metrics.render())
         while !done(s), ContinuousClock.now < end {
             try await Task.sleep(for: .milliseconds(10))
