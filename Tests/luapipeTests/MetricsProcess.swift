@@ -65,15 +65,9 @@ final class MetricsProcess: @unchecked Sendable {
 
     /// Waits for the end (killing it after `timeout`): its status, stdout and stderr.
     func wait(timeout: TimeInterval = 60) -> (status: Int32, stdout: String, stderr: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            Issue.record("luapipe \(process.arguments ?? []) did not end within \(timeout) s")
-            process.terminate()
-        }
-        process.waitUntilExit()
+        let status = awaitEnd(process, timeout: timeout)
         _ = stderrDone.wait(timeout: .now() + 10)
-        return (process.terminationStatus, out.text(), stderrText)
+        return (status, out.text(), stderrText)
     }
 }
 

@@ -149,15 +149,21 @@ final class Background: @unchecked Sendable {
 
     /// Waits for the end (killing it after `timeout`); returns its status and stderr.
     func wait(timeout: TimeInterval = 120) -> (status: Int32, stderr: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            Issue.record("luapipe \(process.arguments ?? []) did not end within \(timeout) s")
-            process.terminate()
-        }
-        process.waitUntilExit()
-        return (process.terminationStatus, err.text())
+        (awaitEnd(process, timeout: timeout), err.text())
     }
+}
+
+/// Waits for a luapipe started in the background to end, terminating it (and recording an
+/// issue) after `timeout`; its exit status.
+func awaitEnd(_ process: Process, timeout: TimeInterval) -> Int32 {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning {
+        Issue.record("luapipe \(process.arguments ?? []) did not end within \(timeout) s")
+        process.terminate()
+    }
+    process.waitUntilExit()
+    return process.terminationStatus
 }
 
 /// Runs `body` (which starts a child process) on a Foundation thread and waits for it. The
